@@ -1,0 +1,382 @@
+"""The one YAML config file: schema, validation and environment overrides.
+
+Every error names its key path (``pools[2].tier``) and what was expected, and
+all errors are reported at once, so an admin fixes a file in one pass.  The
+schema is pydantic; the cross-references between sections (a queue naming an
+unknown pool, a tier rule for a tier no pool has) are checked by hand in
+:func:`_cross_check` so they are reported together with the type errors.
+
+docs/config.md documents every key; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import annotated_types
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "load_config",
+    "parse_config",
+    "ENV_OVERRIDES",
+]
+
+NonNegInt = Annotated[int, Field(ge=0)]
+PosInt = Annotated[int, Field(ge=1)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+PosFloat = Annotated[float, Field(gt=0)]
+Share = Annotated[float, Field(ge=0, le=1)]
+Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
+Port = Annotated[int, Field(ge=0, le=65535)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Listen(_Model):
+    host: str = "127.0.0.1"
+    fastagi_port: Port = 4573
+    seat_port: Port = 8443
+    admin_port: Port = 8080
+
+
+class Tls(_Model):
+    cert: str | None = None
+    key: str | None = None
+
+
+class AdminToken(_Model):
+    name: Name
+    role: Annotated[str, Field(pattern=r"^(admin|supervisor|viewer|lender:[A-Za-z0-9_.:-]+)$")]
+    token_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class Acd(_Model):
+    name: Name = "acd-1"
+    state_dir: str = ".state"
+    listen: Listen = Listen()
+    redis_url: str | None = None
+    database_url: str | None = None
+    tls: Tls = Tls()
+    agi_secret: str | None = None
+    caller_hash_key: str | None = None
+    admin_tokens: list[AdminToken] = []
+    lease_ttl_s: PosFloat = 3.0
+    max_calls: PosInt = 5000
+    max_setups_per_s: PosFloat = 400.0
+
+
+class Category(_Model):
+    name: Name
+    priority: NonNegInt = 0
+    urgent: bool = False
+    skill: Name | None = None
+    skill_mode: Literal["required", "preferred"] = "preferred"
+
+
+class Pool(_Model):
+    name: Name
+    kind: Literal["own", "remote", "borrowed", "carrier"]
+    tier: NonNegInt = 0
+    wrapup_s: NonNegFloat = 15.0
+    ring_timeout_s: PosFloat = 15.0
+    max_no_answer: PosInt = 3
+    lender: str | None = None
+    max_share: Share | None = None
+    home_waiting_max: NonNegInt | None = None
+    home_report_ttl_s: PosFloat = 120.0
+
+
+class TierRule(_Model):
+    tier: PosInt
+    after_s: NonNegFloat | None = None
+    ewt_over_s: NonNegFloat | None = None
+    urgent_at_once: bool = True
+
+
+class EmergencyPlan(_Model):
+    all_tiers_at_once: bool = False
+    tiers: list[TierRule] | None = None
+    callback_beyond_position: PosInt | None = None
+    announce_every_s: PosFloat | None = None
+    announcement: str | None = None
+
+
+class Callback(_Model):
+    offer: bool = True
+    abandoned_to_callback: bool = False
+    min_wait_for_abandoned_s: NonNegFloat = 5.0
+
+
+class Queue(_Model):
+    name: Name
+    pools: Annotated[list[Name], Field(min_length=1)]
+    tiers: list[TierRule] = []
+    selection: Literal["longest-idle", "fewest-calls", "round-robin"] = "longest-idle"
+    default_category: Name = "other"
+    announce_every_s: PosFloat = 30.0
+    max_wait_s: PosFloat = 900.0
+    aht_s: PosFloat = 240.0
+    callback: Callback = Callback()
+    emergency_plans: dict[Name, EmergencyPlan] = {}
+
+
+class Config(_Model):
+    acd: Acd = Acd()
+    categories: Annotated[list[Category], Field(min_length=1)]
+    pools: Annotated[list[Pool], Field(min_length=1)]
+    queues: Annotated[list[Queue], Field(min_length=1)]
+
+    def pool(self, name: str) -> Pool:
+        return next(p for p in self.pools if p.name == name)
+
+    def queue(self, name: str) -> Queue:
+        return next(q for q in self.queues if q.name == name)
+
+    def category(self, name: str) -> Category:
+        return next(c for c in self.categories if c.name == name)
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; ``issues`` holds every problem found."""
+
+    def __init__(self, issues: list[ConfigIssue], source: str = "config"):
+        self.issues = issues
+        self.source = source
+        super().__init__("\n".join(str(i) for i in issues))
+
+
+# Environment variables that override secrets and URLs (12-factor style), so
+# production secrets need not sit in the YAML file.
+ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
+    "CALLCENTER_REDIS_URL": ("acd", "redis_url"),
+    "CALLCENTER_DATABASE_URL": ("acd", "database_url"),
+    "CALLCENTER_AGI_SECRET": ("acd", "agi_secret"),
+    "CALLCENTER_CALLER_HASH_KEY": ("acd", "caller_hash_key"),
+    "CALLCENTER_STATE_DIR": ("acd", "state_dir"),
+}
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+_TYPE_WORDS = {
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    bool: "true or false",
+}
+
+
+def _constraint_words(metadata: list[Any]) -> str:
+    words = []
+    for m in metadata:
+        for attr, sym in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+            v = getattr(m, attr, None)
+            if v is not None and isinstance(m, annotated_types.BaseMetadata):
+                words.append(f"{sym} {v}")
+    return " and ".join(words)
+
+
+def _field_info(model: type[BaseModel], loc: tuple[Any, ...]):
+    """Walk ``loc`` through the schema to the FieldInfo it names, if any."""
+    import typing
+
+    current: Any = model
+    info = None
+    for part in loc:
+        if isinstance(part, int) or (info is not None and isinstance(part, str) and typing.get_origin(current) is dict):
+            args = typing.get_args(current)
+            if typing.get_origin(current) in (list, dict) and args:
+                current = args[-1]
+            continue
+        if isinstance(current, type) and issubclass(current, BaseModel) and part in current.model_fields:
+            info = current.model_fields[part]
+            current = info.annotation
+            # unwrap Optional / Annotated
+            for _ in range(3):
+                origin = typing.get_origin(current)
+                if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+                    args = [a for a in typing.get_args(current) if a is not type(None)]
+                    current = args[0] if len(args) == 1 else current
+                elif origin is typing.Annotated:
+                    current = typing.get_args(current)[0]
+        else:
+            return None
+    return info
+
+
+def _describe(model: type[BaseModel], err: dict[str, Any]) -> str:
+    loc = tuple(err["loc"])
+    typ = err["type"]
+    got = err.get("input")
+    got_s = f", got {got!r}".replace("'", '"') if not isinstance(got, dict | list) else ""
+    if typ == "missing":
+        return "required key is missing"
+    if typ == "extra_forbidden":
+        return "unknown key (check the spelling; see docs/config.md)"
+    if typ == "literal_error":
+        return f"expected one of {err['ctx']['expected']}{got_s}"
+    if typ == "string_pattern_mismatch":
+        return f"expected a name of letters, digits and . _ : - (or the documented pattern){got_s}"
+    info = _field_info(model, loc)
+    if info is not None and info.annotation is not None:
+        import typing
+
+        ann = info.annotation
+        base = [a for a in typing.get_args(ann) if a is not type(None)] or [ann]
+        base_t = base[0]
+        if typing.get_origin(base_t) is typing.Annotated:
+            base_t = typing.get_args(base_t)[0]
+        noun = _TYPE_WORDS.get(base_t)
+        cons = _constraint_words(info.metadata)
+        if noun and typ.endswith(("_parsing", "_type", "_than", "_equal")) and not typ.startswith("list"):
+            return f"expected {noun}{' ' + cons if cons else ''}{got_s}"
+    msg = err["msg"]
+    return f"{msg[0].lower() + msg[1:]}{got_s}"
+
+
+def _cross_check(raw: Any) -> list[ConfigIssue]:
+    """Checks between sections, tolerant of a structurally broken file."""
+    issues: list[ConfigIssue] = []
+    if not isinstance(raw, dict):
+        return issues
+
+    def names(section: str) -> dict[str, int]:
+        seen: dict[str, int] = {}
+        items = raw.get(section)
+        if not isinstance(items, list):
+            return seen
+        for i, item in enumerate(items):
+            if isinstance(item, dict) and isinstance(item.get("name"), str):
+                if item["name"] in seen:
+                    issues.append(ConfigIssue(f"{section}[{i}].name", f"duplicate name {item['name']!r} (first at {section}[{seen[item['name']]}])"))
+                else:
+                    seen[item["name"]] = i
+        return seen
+
+    pools = names("pools")
+    cats = names("categories")
+    names("queues")
+    pool_items = raw.get("pools") if isinstance(raw.get("pools"), list) else []
+    for i, p in enumerate(pool_items):
+        if not isinstance(p, dict):
+            continue
+        if p.get("kind") == "borrowed" and p.get("max_share") is None:
+            issues.append(ConfigIssue(f"pools[{i}].max_share", "required for a borrowed pool (the largest share of the lender's agents we may use)"))
+        if p.get("kind") != "borrowed":
+            for key in ("max_share", "home_waiting_max", "lender"):
+                if p.get(key) is not None:
+                    issues.append(ConfigIssue(f"pools[{i}].{key}", "only allowed on a pool of kind 'borrowed'"))
+    queues = raw.get("queues") if isinstance(raw.get("queues"), list) else []
+    for qi, q in enumerate(queues):
+        if not isinstance(q, dict):
+            continue
+        qpools = q.get("pools") if isinstance(q.get("pools"), list) else []
+        tiers_present = set()
+        for pi, pname in enumerate(qpools):
+            if isinstance(pname, str) and pools and pname not in pools:
+                issues.append(ConfigIssue(f"queues[{qi}].pools[{pi}]", f"unknown pool {pname!r}; known: {sorted(pools)}"))
+            elif isinstance(pname, str) and pname in pools:
+                t = pool_items[pools[pname]].get("tier", 0)
+                if isinstance(t, int):
+                    tiers_present.add(t)
+        if tiers_present and 0 not in tiers_present:
+            issues.append(ConfigIssue(f"queues[{qi}].pools", "no tier-0 pool: calls could never be offered at once"))
+        rules = q.get("tiers") if isinstance(q.get("tiers"), list) else []
+        ruled = set()
+        for ri, r in enumerate(rules):
+            if not isinstance(r, dict):
+                continue
+            t = r.get("tier")
+            if isinstance(t, int):
+                if t in ruled:
+                    issues.append(ConfigIssue(f"queues[{qi}].tiers[{ri}].tier", f"tier {t} has two rules"))
+                ruled.add(t)
+                if tiers_present and t not in tiers_present:
+                    issues.append(ConfigIssue(f"queues[{qi}].tiers[{ri}].tier", f"no pool of this queue has tier {t}"))
+        for t in sorted(tiers_present - ruled - {0}):
+            issues.append(ConfigIssue(f"queues[{qi}].tiers", f"pools of tier {t} have no rule: add {{tier: {t}, after_s: ...}}"))
+        dc = q.get("default_category", "other")
+        if isinstance(dc, str) and cats and dc not in cats:
+            issues.append(ConfigIssue(f"queues[{qi}].default_category", f"unknown category {dc!r}; known: {sorted(cats)}"))
+    return issues
+
+
+def parse_config(raw: Any, source: str = "config", env: dict[str, str] | None = None) -> Config:
+    """Validate an already-loaded YAML document; raise ConfigError with every issue."""
+    if raw is None:
+        raise ConfigError([ConfigIssue("", "the file is empty")], source)
+    if not isinstance(raw, dict):
+        raise ConfigError([ConfigIssue("", f"expected a mapping at the top level, got {type(raw).__name__}")], source)
+    raw = _apply_env(raw, os.environ if env is None else env)
+    issues: list[ConfigIssue] = []
+    config = None
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        for err in exc.errors():
+            issues.append(ConfigIssue(_path(tuple(err["loc"])), _describe(Config, err)))
+    issues.extend(_cross_check(raw))
+    if issues or config is None:
+        raise ConfigError(issues, source)
+    return config
+
+
+def _apply_env(raw: dict[str, Any], env: Any) -> dict[str, Any]:
+    raw = dict(raw)
+    for var, path in ENV_OVERRIDES.items():
+        value = env.get(var)
+        if value:
+            section = raw.get(path[0])
+            section = dict(section) if isinstance(section, dict) else {}
+            section[path[1]] = value
+            raw[path[0]] = section
+    return raw
+
+
+def load_config(path: str | os.PathLike[str], env: dict[str, str] | None = None) -> Config:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([ConfigIssue("", f"cannot read {p}: {exc.strerror}")], str(p)) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError([ConfigIssue("", f"not valid YAML: {where}{getattr(exc, 'problem', exc)}")], str(p)) from None
+    return parse_config(raw, str(p), env)
+
+
+def summary(config: Config) -> str:
+    agents_note = ", ".join(f"{p.name}({p.kind}, tier {p.tier})" for p in config.pools)
+    return (
+        f"ok: {len(config.queues)} queue(s), {len(config.pools)} pool(s): {agents_note}; "
+        f"{len(config.categories)} categories"
+    )

@@ -1,0 +1,245 @@
+"""What the routing engine tells the world.
+
+Every change inside the engine is one of these small frozen records, emitted in
+order to every subscriber (metrics, records, queue_log, Redis state, call
+control, seats).  Some are *decisions* a shell must carry out:
+
+* :class:`CallOffered`   -- ring this agent for this call (or, with
+  ``callback=True``, call this caller back now through this agent);
+* :class:`PositionAnnounced` -- tell the caller their place and expected wait;
+* :class:`CallEnded` with ``outcome == "fallback"`` -- stop waiting and run
+  the dialplan fallback (max wait reached, or shed at overload);
+* :class:`OfferEnded` with a result other than ``answered`` -- stop ringing
+  that agent (the seat pop-up closes; call control hangs up the leg if it can).
+
+All times ``t`` are seconds on the engine's injected clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+# Agent states (see states.py for the transition table).
+LOGGED_OUT = "logged-out"
+READY = "ready"
+NOT_READY = "not-ready"
+OFFERED = "offered"
+ON_CALL = "on-call"
+WRAPUP = "wrap-up"
+AGENT_STATES = (LOGGED_OUT, READY, NOT_READY, OFFERED, ON_CALL, WRAPUP)
+
+# Results of one offer.
+ANSWERED = "answered"
+NO_ANSWER = "no-answer"
+REJECTED = "rejected"
+BUSY = "busy"
+UNAVAILABLE = "unavailable"
+CALLER_HUNG_UP = "caller-hung-up"
+AGENT_LOGGED_OUT = "agent-logged-out"
+OFFER_RESULTS = (ANSWERED, NO_ANSWER, REJECTED, BUSY, UNAVAILABLE, CALLER_HUNG_UP, AGENT_LOGGED_OUT)
+
+# Outcomes of a call: each call ends in exactly one.
+OUTCOME_ANSWERED = "answered"
+OUTCOME_ABANDONED = "abandoned"
+OUTCOME_CALLED_BACK = "called-back"
+OUTCOME_FALLBACK = "fallback"
+OUTCOMES = (OUTCOME_ANSWERED, OUTCOME_ABANDONED, OUTCOME_CALLED_BACK, OUTCOME_FALLBACK)
+
+SHORT_ABANDON_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    t: float
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["kind"] = self.kind
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class CallQueued(Event):
+    call_id: str
+    queue: str
+    category: str
+    priority: int
+    caller_masked: str
+    position: int
+    callback: bool = False
+    origin_call_id: str | None = None  # set for a callback made from an abandoned call
+
+
+@dataclass(frozen=True, slots=True)
+class TierUnlocked(Event):
+    """A waiting call may now go to pools of ``tier`` (cause: after, ewt, urgent, emergency)."""
+
+    call_id: str
+    queue: str
+    tier: int
+    cause: str
+
+
+@dataclass(frozen=True, slots=True)
+class PositionAnnounced(Event):
+    call_id: str
+    queue: str
+    position: int
+    ewt_s: float
+    callback_offered: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackRequested(Event):
+    call_id: str
+    queue: str
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChoiceMade(Event):
+    call_id: str
+    choice: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallOffered(Event):
+    call_id: str
+    queue: str
+    agent_id: str
+    pool: str
+    tier: int
+    ring_timeout_s: float
+    endpoint: str | None
+    category: str
+    priority: int
+    caller_masked: str
+    waited_s: float
+    choices: tuple[str, ...] = ()
+    callback: bool = False
+    attempt: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class OfferEnded(Event):
+    """Exactly one per CallOffered."""
+
+    call_id: str
+    agent_id: str
+    pool: str
+    tier: int
+    result: str
+    ring_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallAnswered(Event):
+    call_id: str
+    queue: str
+    agent_id: str
+    pool: str
+    tier: int
+    wait_s: float
+    category: str
+    callback: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnded(Event):
+    """Exactly one per call: its outcome."""
+
+    call_id: str
+    queue: str
+    category: str
+    priority: int
+    outcome: str
+    wait_s: float
+    agent_id: str | None = None
+    pool: str | None = None
+    tier: int | None = None
+    talk_s: float = 0.0
+    short_abandon: bool = False
+    reason: str = ""
+    emergency_plan: str | None = None
+    callback: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStateChanged(Event):
+    agent_id: str
+    pool: str
+    old: str
+    new: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EmergencyChanged(Event):
+    queue: str
+    plan: str | None
+    previous: str | None
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
+class HomeLoadReported(Event):
+    pool: str
+    waiting: int
+    reported_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class QueueOverflowChanged(Event):
+    """The queue-wide overflow level moved: every waiting call may go to tiers <= ``tier``.
+
+    Raised by the expected wait crossing a tier's ``ewt_over_s`` or by an
+    emergency plan opening all tiers; ``tier`` 0 means no queue-wide overflow.
+    """
+
+    queue: str
+    tier: int
+    ewt_s: float
+    cause: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigReplaced(Event):
+    queues: tuple[str, ...] = field(default_factory=tuple)
+    pools: tuple[str, ...] = field(default_factory=tuple)
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.__name__: cls
+    for cls in (
+        CallQueued,
+        TierUnlocked,
+        PositionAnnounced,
+        CallbackRequested,
+        ChoiceMade,
+        CallOffered,
+        OfferEnded,
+        CallAnswered,
+        CallEnded,
+        AgentStateChanged,
+        EmergencyChanged,
+        HomeLoadReported,
+        QueueOverflowChanged,
+        ConfigReplaced,
+    )
+}
+
+
+def event_from_dict(d: dict) -> Event:
+    d = dict(d)
+    cls = EVENT_TYPES[d.pop("kind")]
+    names = {f.name for f in fields(cls)}
+    if "choices" in d and isinstance(d["choices"], list):
+        d["choices"] = tuple(d["choices"])
+    for k in ("queues", "pools"):
+        if k in d and isinstance(d[k], list):
+            d[k] = tuple(d[k])
+    return cls(**{k: v for k, v in d.items() if k in names})
