@@ -298,13 +298,21 @@ def _cross_check(raw: Any) -> list[ConfigIssue]:
             continue
         qpools = q.get("pools") if isinstance(q.get("pools"), list) else []
         tiers_present = set()
+        complete = bool(qpools)  # judge tiers only when every pool resolved to a valid tier
         for pi, pname in enumerate(qpools):
             if isinstance(pname, str) and pools and pname not in pools:
                 issues.append(ConfigIssue(f"queues[{qi}].pools[{pi}]", f"unknown pool {pname!r}; known: {sorted(pools)}"))
+                complete = False
             elif isinstance(pname, str) and pname in pools:
                 t = pool_items[pools[pname]].get("tier", 0)
-                if isinstance(t, int):
+                if isinstance(t, int) and not isinstance(t, bool) and t >= 0:
                     tiers_present.add(t)
+                else:
+                    complete = False
+            else:
+                complete = False
+        if not complete:
+            tiers_present = set()
         if tiers_present and 0 not in tiers_present:
             issues.append(ConfigIssue(f"queues[{qi}].pools", "no tier-0 pool: calls could never be offered at once"))
         rules = q.get("tiers") if isinstance(q.get("tiers"), list) else []

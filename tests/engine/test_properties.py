@@ -332,7 +332,7 @@ def test_a_long_busy_sequence():
     for i in range(len(AGENTS)):
         ops += [("login", i), ("ready", i)]
     ops.append(("home", 0))
-    for _ in range(3000):
+    for _ in range(1200):
         r = rnd.random()
         if r < 0.25:
             ops.append(("arrive", rnd.choice(["hotline", "second"]), rnd.choice(CATEGORIES)))
