@@ -1,0 +1,199 @@
+"""The SQL schema of our records (SQLAlchemy 2.0 declarative, typed ``Mapped[]``).
+
+One place for every table the records subsystem owns.  Alembic migrations
+(callcenter/records/migrations/) are written against this metadata; a change
+here needs a new revision there.
+
+All datetimes are naive UTC, on purpose: SQLite has no time zones, and naive
+UTC on both SQLite and PostgreSQL (``timestamp without time zone``) keeps the
+same queries and the same results on both.  Caller numbers are never stored:
+only the masked form (138****5678) and a keyed hash (callcenter.masking.caller_hash).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Stable constraint names, so Alembic migrations name them the same on every database.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Agent(Base):
+    """An agent account: who may log in to a seat, in which pool, rung at which endpoint."""
+
+    __tablename__ = "agents"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    pool: Mapped[str] = mapped_column(String(64), index=True)
+    skills: Mapped[dict] = mapped_column(JSON, default=dict)  # {skill: level}
+    endpoint: Mapped[str | None] = mapped_column(String(200))  # PJSIP/1001, PJSIP/xian-trunk/8021, Local/1001@agents
+    password_hash: Mapped[str | None] = mapped_column(String(255))  # argon2id PHC string
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created: Mapped[datetime] = mapped_column(DateTime)
+
+
+class CallRecord(Base):
+    """One row per call (CDR), written when the call ends; wrap-up filled in when it ends."""
+
+    __tablename__ = "cdr"
+
+    call_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    origin_call_id: Mapped[str | None] = mapped_column(String(128))  # a callback's abandoned original
+    caller_masked: Mapped[str] = mapped_column(String(32), default="")
+    caller_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    queue: Mapped[str] = mapped_column(String(64), index=True)
+    category: Mapped[str] = mapped_column(String(64), default="")
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    arrival: Mapped[datetime] = mapped_column(DateTime, index=True)
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime)
+    ended_at: Mapped[datetime] = mapped_column(DateTime)
+    outcome: Mapped[str] = mapped_column(String(16))  # answered | abandoned | called-back | fallback
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    wait_s: Mapped[float] = mapped_column(Float, default=0.0)
+    talk_s: Mapped[float] = mapped_column(Float, default=0.0)
+    wrapup_s: Mapped[float | None] = mapped_column(Float)
+    short_abandon: Mapped[bool] = mapped_column(Boolean, default=False)
+    agent_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    pool: Mapped[str | None] = mapped_column(String(64))
+    tier: Mapped[int | None] = mapped_column(Integer)
+    emergency_plan: Mapped[str | None] = mapped_column(String(64))  # set: the call ended under this plan
+    callback: Mapped[bool] = mapped_column(Boolean, default=False)
+    choices: Mapped[list] = mapped_column(JSON, default=list)  # DTMF choices made while waiting
+
+    offers: Mapped[list[Offer]] = relationship(
+        back_populates="call", order_by="Offer.seq", cascade="all, delete-orphan"
+    )
+
+    @property
+    def emergency(self) -> bool:
+        return self.emergency_plan is not None
+
+
+class Offer(Base):
+    """Every time a call rang an agent, and how that ended."""
+
+    __tablename__ = "cdr_offers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("cdr.call_id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)  # 1, 2, ... in offer order
+    agent_id: Mapped[str] = mapped_column(String(64))
+    pool: Mapped[str] = mapped_column(String(64))
+    tier: Mapped[int] = mapped_column(Integer)
+    offered_at: Mapped[datetime] = mapped_column(DateTime)
+    result: Mapped[str] = mapped_column(String(32))  # events.OFFER_RESULTS
+    ring_s: Mapped[float] = mapped_column(Float, default=0.0)
+
+    call: Mapped[CallRecord] = relationship(back_populates="offers")
+
+
+class AgentStateLog(Base):
+    """One row per interval an agent spent in one state (``to_`` NULL: still in it at shutdown)."""
+
+    __tablename__ = "agent_state_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    agent_id: Mapped[str] = mapped_column(String(64))
+    pool: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    from_: Mapped[datetime] = mapped_column("from", DateTime)
+    to_: Mapped[datetime | None] = mapped_column("to", DateTime)
+
+    __table_args__ = (Index("ix_agent_state_log_agent_from", "agent_id", "from"),)
+
+
+class EmergencySwitch(Base):
+    """Each time an emergency plan (应急预案) was switched on, changed or off."""
+
+    __tablename__ = "emergency_switches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    queue: Mapped[str] = mapped_column(String(64))
+    plan: Mapped[str | None] = mapped_column(String(64))
+    previous: Mapped[str | None] = mapped_column(String(64))
+    by: Mapped[str] = mapped_column(String(200), default="")
+    at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
+class HomeLoadReport(Base):
+    """A lending hotline's report of its own waiting callers (the lender gate's input)."""
+
+    __tablename__ = "home_load_reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    pool: Mapped[str] = mapped_column(String(64))
+    waiting: Mapped[int] = mapped_column(Integer)
+    reported_at: Mapped[datetime] = mapped_column(DateTime)
+    received_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
+class AuditLog(Base):
+    """Who did what through the admin API, and when."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    who: Mapped[str] = mapped_column(String(200))
+    what: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    details: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class Article(Base):
+    """A knowledge-base article, searched by the seat helper while an agent talks."""
+
+    __tablename__ = "articles"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    title: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text, default="")
+    tags: Mapped[str] = mapped_column(String(500), default="")  # space- or comma-separated
+    updated: Mapped[datetime] = mapped_column(DateTime)
+
+
+class QueueLogEntry(Base):
+    """Asterisk's realtime ``queue_log`` table layout (time, callid, queuename, agent, event, data1..5)."""
+
+    __tablename__ = "queue_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    time: Mapped[datetime] = mapped_column(DateTime, index=True)
+    callid: Mapped[str] = mapped_column(String(128), default="NONE")
+    queuename: Mapped[str] = mapped_column(String(64), default="NONE")
+    agent: Mapped[str] = mapped_column(String(64), default="NONE")
+    event: Mapped[str] = mapped_column(String(32))
+    data: Mapped[str] = mapped_column(String(400), default="")  # data1|data2|... as in the file
+    data1: Mapped[str] = mapped_column(String(200), default="")
+    data2: Mapped[str] = mapped_column(String(200), default="")
+    data3: Mapped[str] = mapped_column(String(200), default="")
+    data4: Mapped[str] = mapped_column(String(200), default="")
+    data5: Mapped[str] = mapped_column(String(200), default="")
+
+
+metadata = Base.metadata

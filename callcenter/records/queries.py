@@ -1,0 +1,130 @@
+"""Read helpers over the records: repeat callers, knowledge-base search, CDR export.
+
+All blocking (a SQLAlchemy ``Session``): from the reactor, run them in a thread
+(``twisted.internet.threads.deferToThreadPool``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from callcenter.records.db import utcnow
+from callcenter.records.models import Article, AuditLog, CallRecord
+
+RECENT_DAYS = 7
+
+
+def recent_contacts(session: Session, caller_hash: str, since: datetime | None = None, *,
+                    limit: int = 20, now: datetime | None = None) -> list[dict]:
+    """The caller's calls since ``since`` (default: the last 7 days), newest first.
+
+    ``caller_hash`` is callcenter.masking.caller_hash(number, key): the seat
+    helper shows "3 calls this week, last one abandoned" without the number.
+    """
+    if not caller_hash:
+        return []
+    if since is None:
+        since = (now or utcnow()) - timedelta(days=RECENT_DAYS)
+    q = (
+        select(CallRecord)
+        .where(CallRecord.caller_hash == caller_hash, CallRecord.arrival >= since)
+        .order_by(CallRecord.arrival.desc())
+        .limit(max(1, min(int(limit), 500)))
+    )
+    return [
+        {
+            "call_id": r.call_id,
+            "arrival": r.arrival,
+            "queue": r.queue,
+            "category": r.category,
+            "outcome": r.outcome,
+            "agent_id": r.agent_id,
+            "wait_s": r.wait_s,
+            "talk_s": r.talk_s,
+            "callback": r.callback,
+        }
+        for r in session.scalars(q)
+    ]
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def search_articles(session: Session, text: str, limit: int = 10) -> list[dict]:
+    """Knowledge-base articles whose title, tags or body hold every word of ``text``.
+
+    Case-insensitive substring match (works for Chinese text, which has no word
+    spaces: "隔离 政策" finds both words anywhere); title hits rank first, then
+    the most recently updated.
+    """
+    words = [w for w in (text or "").split() if w][:8]
+    if not words:
+        return []
+    q = select(Article)
+    for w in words:
+        pat = f"%{_like_escape(w[:100])}%"
+        q = q.where(or_(Article.title.ilike(pat, escape="\\"), Article.tags.ilike(pat, escape="\\"),
+                        Article.body.ilike(pat, escape="\\")))
+    q = q.order_by(Article.updated.desc()).limit(200)
+    found = list(session.scalars(q))
+    lowered = [w.lower() for w in words]
+    found.sort(key=lambda a: -sum(w in a.title.lower() for w in lowered))
+    return [
+        {"id": a.id, "title": a.title, "tags": a.tags, "updated": a.updated, "snippet": _snippet(a.body, lowered)}
+        for a in found[: max(1, min(int(limit), 100))]
+    ]
+
+
+def _snippet(body: str, words: list[str], width: int = 120) -> str:
+    low = body.lower()
+    at = min((i for i in (low.find(w) for w in words) if i >= 0), default=0)
+    start = max(0, at - width // 3)
+    return body[start: start + width]
+
+
+CDR_COLUMNS = [
+    "call_id", "origin_call_id", "caller_masked", "caller_hash", "queue", "category", "priority",
+    "arrival", "answered_at", "ended_at", "outcome", "reason", "wait_s", "talk_s", "wrapup_s",
+    "short_abandon", "agent_id", "pool", "tier", "emergency_plan", "callback", "offers",
+]
+
+
+def cdr_rows(session: Session, start: datetime | None = None, end: datetime | None = None) -> Iterator[dict]:
+    """CDRs with ``start <= arrival < end`` in arrival order, each with a compact ``offers`` string."""
+    q = select(CallRecord).options(selectinload(CallRecord.offers)).order_by(CallRecord.arrival, CallRecord.call_id)
+    if start is not None:
+        q = q.where(CallRecord.arrival >= start)
+    if end is not None:
+        q = q.where(CallRecord.arrival < end)
+    for r in session.scalars(q.execution_options(yield_per=500)):
+        row = {c: getattr(r, c) for c in CDR_COLUMNS if c != "offers"}
+        row["offers"] = " ".join(f"{o.agent_id}@{o.pool}/t{o.tier}:{o.result}:{o.ring_s:.1f}s" for o in r.offers)
+        yield row
+
+
+def write_csv(rows: Iterable[dict], out: io.TextIOBase) -> int:
+    w = csv.DictWriter(out, fieldnames=CDR_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    n = 0
+    for row in rows:
+        w.writerow({k: (v.isoformat(sep=" ") if isinstance(v, datetime) else v) for k, v in row.items()})
+        n += 1
+    return n
+
+
+def audit_entries(session: Session, since: datetime | None = None, *, who: str | None = None,
+                  limit: int = 100) -> list[dict]:
+    """The admin audit log, newest first (rows are written by ``writer.audit_logged``)."""
+    q = select(AuditLog).order_by(AuditLog.at.desc(), AuditLog.id.desc()).limit(max(1, min(int(limit), 1000)))
+    if since is not None:
+        q = q.where(AuditLog.at >= since)
+    if who:
+        q = q.where(AuditLog.who == who)
+    return [{"who": a.who, "what": a.what, "at": a.at, "details": a.details} for a in session.scalars(q)]
