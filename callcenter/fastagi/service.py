@@ -1,0 +1,75 @@
+"""Subsystem: the FastAGI server and the classic scripts' relay port on the ACD.
+
+``make_subsystem(acd)`` (the contract in callcenter/app.py) listens on
+``acd.listen.fastagi_port`` for Asterisk (``agi://HOST:PORT/hotline``) and,
+when ``acd.agi_secret`` is set, on the next port for the classic pyst2 relay
+scripts (env ``CALLCENTER_AGI_RELAY_PORT`` overrides).  Port 0 picks a free
+port (tests).  Stopping drops every session without reporting outcomes: the
+calls are handed over to the next ACD, which resumes them by call id.
+"""
+
+from __future__ import annotations
+
+import os
+
+from twisted.internet import defer
+
+from .server import AgiFactory, CallControl, callfile_dir
+
+
+class FastAgiSubsystem:
+    def __init__(self, acd, *, relay_port: int | None = None, resume_grace_s: float = 5.0):
+        self.acd = acd
+        cfg = acd.config
+        self.host = cfg.acd.listen.host
+        self.port = cfg.acd.listen.fastagi_port
+        env_relay = os.environ.get("CALLCENTER_AGI_RELAY_PORT")
+        if relay_port is None:
+            relay_port = int(env_relay) if env_relay else (self.port + 1 if self.port else 0)
+        self.relay_port = relay_port
+        self.secret = cfg.acd.agi_secret
+        self.resume_grace_s = resume_grace_s
+        self.control: CallControl | None = None
+        self._ports: list = []
+        self.listening: list[tuple[str, str]] = []
+
+    def start(self):
+        cfg = self.acd.config
+        originator = None
+        spool = callfile_dir()
+        if spool:
+            from .originate import CallFileOriginator
+
+            originator = CallFileOriginator(spool, fastagi_url=f"agi://{self.host}:{self.port}")
+        self.control = CallControl(
+            self.acd.engine, self.acd.reactor,
+            default_queue=cfg.queues[0].name,
+            max_calls=cfg.acd.max_calls,
+            max_setups_per_s=cfg.acd.max_setups_per_s,
+            resume_grace_s=self.resume_grace_s,
+            caller_hash_key=cfg.acd.caller_hash_key,
+            records=getattr(self.acd, "records", None),
+            originator=originator,
+        )
+        reactor = self.acd.reactor
+        p = reactor.listenTCP(self.port, AgiFactory(self.control), interface=self.host, backlog=1024)
+        self._ports.append(p)
+        self.port = p.getHost().port
+        self.listening = [("FastAGI", f"agi://{self.host}:{self.port}/hotline")]
+        if self.secret:
+            r = reactor.listenTCP(self.relay_port, AgiFactory(self.control, secret=self.secret),
+                                  interface=self.host, backlog=1024)
+            self._ports.append(r)
+            self.relay_port = r.getHost().port
+            self.listening.append(("AGI relay (classic scripts)", f"tcp://{self.host}:{self.relay_port}"))
+
+    def stop(self):
+        if self.control is not None:
+            self.control.close()
+        ds = [defer.maybeDeferred(p.stopListening) for p in self._ports]
+        self._ports = []
+        return defer.DeferredList(ds)
+
+
+def make_subsystem(acd) -> FastAgiSubsystem:
+    return FastAgiSubsystem(acd)

@@ -1,0 +1,1 @@
+"""Test helpers that are part of the public API (like treq.testing)."""
