@@ -46,6 +46,7 @@ class Listen(_Model):
     fastagi_port: Port = 4573
     seat_port: Port = 8443
     admin_port: Port = 8080
+    agi_relay_port: Port | None = None  # classic scripts' relay; None: fastagi_port + 1
 
 
 class Tls(_Model):
@@ -72,6 +73,7 @@ class Acd(_Model):
     lease_ttl_s: PosFloat = 3.0
     max_calls: PosInt = 5000
     max_setups_per_s: PosFloat = 400.0
+    callfile_dir: str | None = None  # Asterisk's outgoing spool, for callbacks; None: callbacks not placed
 
 
 class Category(_Model):
@@ -171,6 +173,8 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "CALLCENTER_AGI_SECRET": ("acd", "agi_secret"),
     "CALLCENTER_CALLER_HASH_KEY": ("acd", "caller_hash_key"),
     "CALLCENTER_STATE_DIR": ("acd", "state_dir"),
+    "CALLCENTER_CALLFILE_DIR": ("acd", "callfile_dir"),
+    "CALLCENTER_AGI_RELAY_PORT": ("acd", "listen", "agi_relay_port"),
 }
 
 
@@ -360,10 +364,13 @@ def _apply_env(raw: dict[str, Any], env: Any) -> dict[str, Any]:
     for var, path in ENV_OVERRIDES.items():
         value = env.get(var)
         if value:
-            section = raw.get(path[0])
-            section = dict(section) if isinstance(section, dict) else {}
-            section[path[1]] = value
-            raw[path[0]] = section
+            node = raw
+            for key in path[:-1]:
+                child = node.get(key)
+                child = dict(child) if isinstance(child, dict) else {}
+                node[key] = child
+                node = child
+            node[path[-1]] = value
     return raw
 
 

@@ -14,7 +14,6 @@ shared-secret handshake (:mod:`callcenter.fastagi.handshake`).
 
 from __future__ import annotations
 
-import os
 import random
 import re
 from collections import deque
@@ -403,7 +402,3 @@ class AgiFactory(Factory):
     def buildProtocol(self, addr):
         return AgiSession(self.control, secret=self.secret)
 
-
-def callfile_dir() -> str | None:
-    """Where callback call files go (Asterisk's outgoing spool); env CALLCENTER_CALLFILE_DIR."""
-    return os.environ.get("CALLCENTER_CALLFILE_DIR") or None

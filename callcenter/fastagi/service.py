@@ -2,19 +2,17 @@
 
 ``make_subsystem(acd)`` (the contract in callcenter/app.py) listens on
 ``acd.listen.fastagi_port`` for Asterisk (``agi://HOST:PORT/hotline``) and,
-when ``acd.agi_secret`` is set, on the next port for the classic pyst2 relay
-scripts (env ``CALLCENTER_AGI_RELAY_PORT`` overrides).  Port 0 picks a free
+when ``acd.agi_secret`` is set, on ``acd.listen.agi_relay_port`` (default: the
+next port) for the classic pyst2 relay scripts.  Port 0 picks a free
 port (tests).  Stopping drops every session without reporting outcomes: the
 calls are handed over to the next ACD, which resumes them by call id.
 """
 
 from __future__ import annotations
 
-import os
-
 from twisted.internet import defer
 
-from .server import AgiFactory, CallControl, callfile_dir
+from .server import AgiFactory, CallControl
 
 
 class FastAgiSubsystem:
@@ -23,9 +21,10 @@ class FastAgiSubsystem:
         cfg = acd.config
         self.host = cfg.acd.listen.host
         self.port = cfg.acd.listen.fastagi_port
-        env_relay = os.environ.get("CALLCENTER_AGI_RELAY_PORT")
         if relay_port is None:
-            relay_port = int(env_relay) if env_relay else (self.port + 1 if self.port else 0)
+            relay_port = cfg.acd.listen.agi_relay_port
+        if relay_port is None:
+            relay_port = self.port + 1 if self.port else 0
         self.relay_port = relay_port
         self.secret = cfg.acd.agi_secret
         self.resume_grace_s = resume_grace_s
@@ -36,7 +35,7 @@ class FastAgiSubsystem:
     def start(self):
         cfg = self.acd.config
         originator = None
-        spool = callfile_dir()
+        spool = cfg.acd.callfile_dir
         if spool:
             from .originate import CallFileOriginator
 
