@@ -1,0 +1,7 @@
+"""``python -m callcenter ...`` is the same as the ``callcenter`` console script."""
+
+import sys
+
+from callcenter.cli import main
+
+sys.exit(main())

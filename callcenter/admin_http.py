@@ -1,0 +1,71 @@
+"""The admin HTTP root: ``/healthz``, ``/metrics``, and whatever subsystems mount.
+
+``acd.http_root`` is a plain :class:`twisted.web.resource.Resource`; subsystems
+``putChild`` into it (the admin API mounts ``b"api"``).  ``/metrics`` serves the
+prometheus_client default registry, where callcenter/metrics.py defines every
+metric.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+
+__all__ = ["AdminSite", "HealthResource", "make_http_root"]
+
+# Polled by load balancers and Prometheus every few seconds: no access-log line.
+_QUIET_PATHS = frozenset({b"/healthz", b"/metrics"})
+
+
+class AdminSite(Site):
+    """The admin HTTP site; access-logs every request except health checks and scrapes."""
+
+    noisy = False
+
+    def log(self, request) -> None:
+        if request.path in _QUIET_PATHS and request.code in (200, 503):
+            return
+        super().log(request)
+
+
+class HealthResource(Resource):
+    """200 ``{"status": "ok"}`` once the ACD is ready, 503 before and while stopping."""
+
+    isLeaf = True
+
+    def __init__(self, status: Callable[[], str]):
+        super().__init__()
+        self._status = status
+
+    def render_GET(self, request) -> bytes:
+        status = self._status()
+        request.setResponseCode(200 if status == "ok" else 503)
+        request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"cache-control", b"no-store")
+        return json.dumps({"status": status}).encode() + b"\n"
+
+    render_HEAD = render_GET
+
+
+class _Index(Resource):
+    """``/``: a short plain-text list of what this server offers (for humans with curl)."""
+
+    def __init__(self):
+        super().__init__()
+
+    def render_GET(self, request) -> bytes:
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        names = sorted(k.decode("ascii", "replace") for k in self.children if k)
+        return ("callcenter admin HTTP\n" + "".join(f"  /{n}\n" for n in names)).encode()
+
+
+def make_http_root(status: Callable[[], str]) -> Resource:
+    from prometheus_client.twisted import MetricsResource
+
+    root = _Index()
+    root.putChild(b"healthz", HealthResource(status))
+    root.putChild(b"metrics", MetricsResource())
+    return root
