@@ -28,10 +28,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from callcenter.sim.clock import SimClock as Clock  # noqa: E402  (heap clock: task.Clock re-sorts per timer)
-
 from callcenter.config import parse_config  # noqa: E402
 from callcenter.engine import Engine  # noqa: E402
+from callcenter.sim.clock import SimClock as Clock  # noqa: E402  (heap clock: task.Clock re-sorts per timer)
 
 POOLS = [("own", "own", 0), ("remote-a", "remote", 1), ("remote-b", "remote", 1),
          ("lend-12333", "borrowed", 2), ("lend-12315", "borrowed", 2)]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from callcenter.engine import CallNotWaiting, EngineError, IllegalTransition, StaleOffer, UnknownCall
+from callcenter.engine import CallNotWaiting, EngineError, IllegalTransition, UnknownCall
 
 from .conftest import Harness, small_config
 

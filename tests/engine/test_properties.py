@@ -13,8 +13,7 @@ import math
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
-from callcenter.engine import EngineError
-from callcenter.engine import routing
+from callcenter.engine import EngineError, routing
 
 from .conftest import Harness
 
