@@ -228,11 +228,12 @@ class InboundCall(FlowBase):
             self.offer = _PendingOffer(k["agent_id"], k["endpoint"], float(k.get("ring_timeout_s") or 15.0))
             return [self._send("ignore", "SET VARIABLE", "CC_PHASE", "holding")]
         if k is not None and k.get("state") in ("offered", "talking"):
-            # the engine thinks an agent is ringing/talking but no Dial ran on this channel
+            # the engine thinks an agent is ringing but no Dial ran on this channel: withdraw the
+            # offer without holding it against the agent (no miss counted)
             self.call_live = True
             self.stage = "hold"
             return [Report("offer_failed", {"call_id": self.call_id, "agent_id": k.get("agent_id"),
-                                            "result": "no-answer"}),
+                                            "result": "cancelled"}),
                     self._send("ignore", "SET VARIABLE", "CC_PHASE", "holding")]
         self.stage = "greeting"  # unknown to this ACD: join again (the place is lost)
         return [Note(f"resume of {self.call_id}: not known here, joining the queue again")]

@@ -12,14 +12,17 @@ unlocked tier and required skill.  Nothing scans all agents.
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from sortedcontainers import SortedList
 from twisted.logger import Logger
 
 from ..config import Config
 from . import routing
+from . import states as st
 from .errors import (
     CallNotWaiting,
     DuplicateCall,
@@ -36,10 +39,10 @@ from .events import (
     ANSWERED,
     BUSY,
     CALLER_HUNG_UP,
+    CANCELLED,
     LOGGED_OUT,
     NO_ANSWER,
     NOT_READY,
-    OFFER_RESULTS,
     OFFERED,
     ON_CALL,
     OUTCOME_ABANDONED,
@@ -67,7 +70,6 @@ from .events import (
     QueueOverflowChanged,
     TierUnlocked,
 )
-from . import states as st
 
 log = Logger()
 
@@ -80,6 +82,63 @@ MAX_CHOICES = 20
 MAX_CALLBACK_ATTEMPTS = 3
 AHT_ALPHA = 0.1  # weight of the newest handle time in the queue's moving average
 SNAPSHOT_VERSION = 1
+
+# agent states that matter for the counts kept per pool (hot path: set lookups, not tuple scans)
+_BUSY = frozenset((OFFERED, ON_CALL, WRAPUP))  # working on one of our calls: the lender cap counts them
+_UNSTAFFED = frozenset((LOGGED_OUT, NOT_READY))  # not counted as staff by the expected wait
+_TRANSITIONS = st.TRANSITIONS
+
+
+class _SortedKeys:
+    """Unique keys (tuples) kept sorted: the ready-agent indexes and the waiting-call lists.
+
+    Small lists -- nearly all of them: a pool's ready agents, a queue's waiting calls -- are a
+    plain list with C bisect/insort, several times cheaper per add/remove than a SortedList.
+    Past ``LIMIT`` keys it becomes a SortedList for good, so a decision stays sub-linear with
+    100,000 agents (benchmarks/routing.py).  Same keys, same order either way.
+    """
+
+    __slots__ = ("_keys", "_big")
+    LIMIT = 2048
+
+    def __init__(self) -> None:
+        self._keys: list[tuple] = []
+        self._big: SortedList | None = None
+
+    def add(self, key: tuple) -> None:
+        if self._big is None:
+            keys = self._keys
+            insort(keys, key)
+            if len(keys) > self.LIMIT:
+                self._big = SortedList(keys)
+                self._keys = []
+        else:
+            self._big.add(key)
+
+    def remove(self, key: tuple) -> None:
+        if self._big is None:
+            keys = self._keys
+            i = bisect_left(keys, key)
+            if i == len(keys) or keys[i] != key:
+                raise ValueError(f"{key!r} not in list")
+            del keys[i]
+        else:
+            self._big.remove(key)
+
+    def bisect_left(self, key: tuple) -> int:
+        return bisect_left(self._keys, key) if self._big is None else self._big.bisect_left(key)
+
+    def __getitem__(self, i: int) -> tuple:
+        return self._keys[i] if self._big is None else self._big[i]
+
+    def __iter__(self):
+        return iter(self._keys if self._big is None else self._big)
+
+    def __len__(self) -> int:
+        return len(self._keys if self._big is None else self._big)
+
+    def __bool__(self) -> bool:
+        return bool(self._keys if self._big is None else self._big)
 
 
 class _Timer:
@@ -97,6 +156,12 @@ class _Timer:
     def cancel(self) -> None:
         self.dc.cancel()
 
+    def stop(self) -> None:
+        """Cancel unless it already ran or was cancelled (one call on the hot path)."""
+        dc = self.dc
+        if dc.active():
+            dc.cancel()
+
     def getTime(self) -> float:
         return self.dc.getTime()
 
@@ -105,51 +170,49 @@ class _Call:
     __slots__ = (
         "id", "queue", "category", "priority", "caller_masked", "arrived", "seq", "level", "callback",
         "origin", "choices", "state", "agent", "offer_at", "attempt", "answered_at", "skill", "required",
-        "urgent", "plan", "bucket", "excluded", "overdue", "cb_attempts", "timers",
+        "urgent", "plan", "bucket", "excluded", "overdue", "cb_attempts", "timers", "key",
     )
 
     def __init__(self) -> None:
         self.timers: dict[str, Any] = {}
         self.excluded: set[str] = set()
         self.choices: list[str] = []
-
-    @property
-    def key(self) -> tuple:
-        return (-self.priority, self.seq, self.id)
+        # self.key = (-priority, seq, id): the call's place in its queue's sorted lists, fixed for life
 
 
 class _Agent:
     __slots__ = (
         "id", "pool", "skills", "endpoint", "state", "reason", "since", "idle_since", "calls", "last_offer",
-        "misses", "call", "seq", "logout_pending", "timer", "entries", "wrap_deadline",
+        "misses", "call", "seq", "logout_pending", "timer", "entries", "wrap_deadline", "lists",
     )
 
     def __init__(self) -> None:
-        self.entries: list[tuple[SortedList, tuple]] = []
+        self.entries: list[tuple[_SortedKeys, tuple]] = []
+        self.lists = None  # see Engine._ready_lists
         self.timer = None
         self.wrap_deadline: float | None = None
 
 
 class _PoolState:
-    __slots__ = ("cfg", "queues", "strategies", "general", "by_skill", "counts", "logged_in", "busy",
-                 "home_waiting", "home_at")
+    __slots__ = ("cfg", "queues", "qstates", "strategies", "general", "by_skill", "counts", "logged_in", "busy",
+                 "home_waiting", "home_at", "unguarded", "staffed", "ready_lists")
 
     def __init__(self, cfg, queues: list[str], strategies: set[str]) -> None:
         self.cfg = cfg
         self.queues = queues
+        self.qstates: list[_QueueState] = []  # the same queues as objects, filled in by Engine._setup
         self.strategies = strategies
-        self.general: dict[str, SortedList] = {s: SortedList() for s in strategies}
-        self.by_skill: dict[str, dict[str, SortedList]] = {}
+        # neither a lender cap nor a home-load gate: always open, no need to ask routing.py
+        self.unguarded = cfg.max_share is None and cfg.home_waiting_max is None
+        self.general: dict[str, _SortedKeys] = {s: _SortedKeys() for s in strategies}
+        self.by_skill: dict[str, dict[str, _SortedKeys]] = {}
+        self.ready_lists: dict[tuple, list] = {}  # skills -> index lists (Engine._ready_lists)
         self.counts: dict[str, int] = {s: 0 for s in (READY, NOT_READY, OFFERED, ON_CALL, WRAPUP)}
         self.logged_in = 0
         self.busy = 0  # offered + on-call + wrap-up: agents working on our calls
+        self.staffed = 0  # ready + offered + on-call + wrap-up: the expected wait's staff (kept by _set_state)
         self.home_waiting: int | None = None
         self.home_at: float | None = None
-
-    @property
-    def staffed(self) -> int:
-        c = self.counts
-        return c[READY] + c[OFFERED] + c[ON_CALL] + c[WRAPUP]
 
 
 class _QueueState:
@@ -163,8 +226,8 @@ class _QueueState:
         self.pools = sorted(pools, key=lambda p: p.cfg.tier)
         self.top_tier = max(p.cfg.tier for p in pools)
         self.rules = routing.tier_rules(cfg, None)
-        self.order = SortedList()  # every waiting call: (-priority, seq, id)
-        self.buckets: dict[tuple[int, str | None], SortedList] = {}
+        self.order = _SortedKeys()  # every waiting call: (-priority, seq, id)
+        self.buckets: dict[tuple[int, str | None], _SortedKeys] = {}
         self.queue_level = 0
         self.aht = cfg.aht_s
         self.sweeping = False
@@ -183,6 +246,7 @@ class Engine:
     def __init__(self, config: Config, clock) -> None:
         self.clock = clock
         self._listeners: list[Callable[[Event], None]] = []
+        self._listeners_now: tuple[Callable[[Event], None], ...] = ()  # copy delivered to, renewed on (un)subscribe
         self._input_listeners: list[Callable[[dict], None]] = []
         self._collect: list[Event] | None = None
         self._pending: deque[Event] = deque()
@@ -202,6 +266,7 @@ class Engine:
 
     def _setup(self, config: Config) -> None:
         self.config = config
+        self._cb_waiting = 0  # callback (virtual) calls in the queues' order lists
         self._categories = {c.name: c for c in config.categories}
         pool_queues: dict[str, list[str]] = {p.name: [] for p in config.pools}
         pool_strats: dict[str, set[str]] = {p.name: set() for p in config.pools}
@@ -213,13 +278,35 @@ class Engine:
             p.name: _PoolState(p, pool_queues[p.name], pool_strats[p.name] or {"longest-idle"}) for p in config.pools
         }
         self._queues = {q.name: _QueueState(q, [self._pools[n] for n in q.pools]) for q in config.queues}
+        for ps in self._pools.values():
+            ps.qstates = [self._queues[n] for n in ps.queues]
 
     # ---------------------------------------------------------- subscriptions
 
     def subscribe(self, listener: Callable[[Event], None]) -> Callable[[], None]:
         """Call ``listener(event)`` for every event, in order; returns an unsubscribe function."""
         self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener)
+        self._listeners_now = tuple(self._listeners)
+
+        def unsubscribe() -> None:
+            self._listeners.remove(listener)
+            self._listeners_now = tuple(self._listeners)
+
+        return unsubscribe
+
+    def adopt_listeners(self, other: Engine) -> None:
+        """Take over ``other``'s event and input listeners, in their order.
+
+        A standby that restores a snapshot builds a new engine; the subsystems
+        already subscribed to the old one (records, say) follow it here.
+        """
+        for listener in list(other._listeners):
+            other._listeners.remove(listener)
+            self.subscribe(listener)
+        other._listeners_now = ()
+        for listener in list(other._input_listeners):
+            other._input_listeners.remove(listener)
+            self._input_listeners.append(listener)
 
     def subscribe_inputs(self, listener: Callable[[dict], None]) -> Callable[[], None]:
         """Call ``listener(record)`` for every accepted input (the journal for snapshot + replay)."""
@@ -235,7 +322,8 @@ class Engine:
         self._collect = []
         try:
             fn(*args)
-            self._settle()
+            if self._dirty_pools or self._dirty_queues:
+                self._settle()
         except BaseException:
             self._collect = outer
             raise
@@ -271,10 +359,12 @@ class Engine:
 
     def _deliver(self) -> None:
         self._delivering = True
+        pending = self._pending
         try:
-            while self._pending:
-                event = self._pending.popleft()
-                for listener in list(self._listeners):
+            while pending:
+                event = pending.popleft()
+                # read per event: a listener (un)subscribed during delivery takes effect from the next one
+                for listener in self._listeners_now:
                     try:
                         listener(event)
                     except Exception:
@@ -282,14 +372,12 @@ class Engine:
         finally:
             self._delivering = False
 
-    def _timer(self, fn: Callable, *args) -> None:
-        self._run(None, fn, *args)
-
     def _call_later(self, delay: float, fn: Callable, *args, seq: int | None = None) -> _Timer:
         if seq is None:
             self._tseq += 1
             seq = self._tseq
-        return _Timer(self.clock.callLater(max(0.0, delay), self._timer, fn, *args), seq)
+        # a timer runs like an input (events collected, settled, delivered), minus the journal
+        return _Timer(self.clock.callLater(delay if delay > 0.0 else 0.0, self._run, None, fn, *args), seq)
 
     # ------------------------------------------------------------ call inputs
 
@@ -310,7 +398,7 @@ class Engine:
         now = self.clock.seconds()
         cat = self._categories.get(category or "") or self._categories.get(qs.cfg.default_category) \
             or self.config.categories[-1]
-        if not callback and self._waiting_total() >= self.config.acd.max_calls:
+        if not callback and self._waiting_callers() >= self.config.acd.max_calls:
             self._emit(CallEnded(now, call_id, queue, cat.name, cat.priority if priority is None else priority,
                                  OUTCOME_FALLBACK, 0.0, reason="capacity", emergency_plan=qs.plan_name))
             return
@@ -321,6 +409,7 @@ class Engine:
         c.arrived = now
         self._seq += 1
         c.seq = self._seq
+        c.key = (-c.priority, c.seq, call_id)
         c.urgent = cat.urgent
         c.skill = cat.skill
         c.required = cat.skill is not None and cat.skill_mode == "required"
@@ -338,15 +427,28 @@ class Engine:
         level, cause = routing.initial_level(qs.rules, c.urgent, qs.plan, qs.top_tier)
         c.level = level
         self._calls[call_id] = c
-        self._enqueue(c)
+        # Offered at once (the common case when agents are free)?  Choosing the agent is a pure query,
+        # so it is asked first: such a call would leave the queue's lists and have its tier and
+        # announcement timers cancelled by the offer within this very input, so it skips them.
+        # Everything observable stays as if it had queued: the same position in CallQueued (the
+        # keys ahead of it), the queue marked for settling, the timers' creation numbers used up.
+        agent = self._select_agent(c, c.excluded)
+        if agent is None:
+            self._enqueue(c)
+        else:
+            self._dirty_queues[qs] = None
         self._emit(CallQueued(now, call_id, queue, c.category, c.priority, caller_masked, self._position(c),
                               callback=callback, origin_call_id=origin))
         if level > 0:
             self._emit(TierUnlocked(now, call_id, queue, level, cause))
-        self._arm_waiting_timers(c, announce=not callback)
+        if agent is None:
+            self._arm_waiting_timers(c, announce=not callback)
+        else:
+            self._tseq += (routing.next_unlock(qs.rules, level, now) is not None) + (not callback)
         if not callback:
             c.timers["maxwait"] = self._call_later(qs.cfg.max_wait_s, self._max_wait_reached, call_id)
-        self._match_call(c)
+        if agent is not None:
+            self._offer(c, agent)
 
     def choice_made(self, call_id: str, choice: str) -> list[Event]:
         c = self._calls.get(call_id)
@@ -371,10 +473,11 @@ class Engine:
 
     def _callback_requested(self, c: _Call) -> None:
         c.callback = True
+        self._cb_waiting += 1  # the call is waiting, so it is in the queue's order
         for name in ("announce", "maxwait"):
             t = c.timers.pop(name, None)
-            if t is not None and t.active():
-                t.cancel()
+            if t is not None:
+                t.stop()
         self._emit(CallbackRequested(self.clock.seconds(), c.id, c.queue, self._position(c)))
 
     def caller_hung_up(self, call_id: str) -> list[Event]:
@@ -454,8 +557,11 @@ class Engine:
                                 callback=c.callback))
 
     def offer_failed(self, call_id: str, agent_id: str, result: str) -> list[Event]:
-        if result not in (NO_ANSWER, REJECTED, BUSY, UNAVAILABLE):
-            raise EngineError(f"offer result must be one of no-answer, rejected, busy, unavailable; got {result!r}")
+        """The offer did not connect.  ``cancelled``: call control withdrew it (say, the call's
+        session moved to another ACD before it could ring): no fault of the agent's, no miss."""
+        if result not in (NO_ANSWER, REJECTED, BUSY, UNAVAILABLE, CANCELLED):
+            raise EngineError("offer result must be one of no-answer, rejected, busy, unavailable, cancelled; "
+                              f"got {result!r}")
         c, a = self._current_offer(call_id, agent_id)
         return self._run("offer_failed", self._offer_failed, c, a, result,
                          record={"call_id": call_id, "agent_id": agent_id, "result": result})
@@ -464,7 +570,7 @@ class Engine:
         self._offer_over(c, a, result)
         if result == REJECTED:
             c.excluded.add(a.id)
-        if c.callback:
+        if c.callback and result != CANCELLED:
             c.cb_attempts += 1
         if not self._requeue(c):
             self._match_agent(a)
@@ -782,7 +888,7 @@ class Engine:
             self._offer(c, a)
 
     @staticmethod
-    def _first_allowed(sl: SortedList, excluded: set[str]):
+    def _first_allowed(sl: _SortedKeys, excluded: set[str]):
         if not excluded:
             return sl[0]
         for entry in sl:
@@ -805,7 +911,7 @@ class Engine:
                     continue
                 idx = ps.by_skill.get(c.skill)
                 sl = idx.get(strategy) if idx else None
-                if not sl or not self._pool_open(ps):
+                if not sl or not (ps.unguarded or self._pool_open(ps)):
                     continue
                 entry = self._first_allowed(sl, excluded)
                 if entry is not None and (best is None or entry < best):
@@ -820,7 +926,7 @@ class Engine:
             tier = ps.cfg.tier
             if tier > level or (best is not None and tier > best_tier):
                 break
-            if not ps.counts[READY] or not self._pool_open(ps):
+            if not ps.counts[READY] or not (ps.unguarded or self._pool_open(ps)):
                 continue
             sl = ps.general[strategy]
             entry = self._first_allowed(sl, excluded)
@@ -853,12 +959,11 @@ class Engine:
     def _offer(self, c: _Call, a: _Agent) -> None:
         now = self.clock.seconds()
         ps = self._pools[a.pool]
-        qs = self._queues[c.queue]
         self._dequeue(c)
+        timers = c.timers
         for name in ("tier", "announce"):
-            t = c.timers.pop(name, None)
-            if t is not None and t.active():
-                t.cancel()
+            if name in timers:
+                timers.pop(name).stop()
         self._offer_seq += 1
         a.last_offer = self._offer_seq
         a.call = c.id
@@ -877,8 +982,8 @@ class Engine:
         now = self.clock.seconds()
         ps = self._pools[a.pool]
         t = c.timers.pop("ring", None)
-        if t is not None and t.active():
-            t.cancel()
+        if t is not None:
+            t.stop()
         self._emit(OfferEnded(now, c.id, a.id, a.pool, ps.cfg.tier, result, now - c.offer_at))
         c.agent = None
         c.state = WAITING
@@ -964,6 +1069,8 @@ class Engine:
         return False
 
     def _pool_open(self, ps: _PoolState) -> bool:
+        if ps.unguarded:
+            return True
         cfg = ps.cfg
         if cfg.max_share is not None and ps.busy >= routing.lender_cap(cfg, ps.logged_in):
             return False
@@ -980,18 +1087,28 @@ class Engine:
         return a
 
     def _set_state(self, a: _Agent, event: str, reason: str | None = None) -> None:
-        new = st.next_state(a.id, a.state, event)
-        ps = self._pools[a.pool]
+        """Move an agent along states.TRANSITIONS, keeping the pool's counts and ready indexes in step.
+
+        The hot path of every call (offer, answer, wrap-up, ready): one table lookup, set
+        membership for the busy/staffed classes, and dirty marks settled at the end of the input.
+        """
         old = a.state
+        new = _TRANSITIONS.get((old, event)) or st.next_state(a.id, old, event)  # raises when illegal
+        ps = self._pools[a.pool]
+        counts = ps.counts
         if old != LOGGED_OUT:
-            ps.counts[old] -= 1
+            counts[old] -= 1
         if new != LOGGED_OUT:
-            ps.counts[new] += 1
-        busy_old = old in (OFFERED, ON_CALL, WRAPUP)
-        busy_new = new in (OFFERED, ON_CALL, WRAPUP)
-        ps.busy += busy_new - busy_old
-        if busy_old and not busy_new and ps.cfg.max_share is not None:
-            self._dirty_pools[ps] = None  # a lender slot came free
+            counts[new] += 1
+        busy_old = old in _BUSY
+        busy_new = new in _BUSY
+        if busy_old != busy_new:
+            if busy_new:
+                ps.busy += 1
+            else:
+                ps.busy -= 1
+                if ps.cfg.max_share is not None:
+                    self._dirty_pools[ps] = None  # a lender slot came free
         a.state = new
         if reason is not None:
             a.reason = reason
@@ -1003,14 +1120,15 @@ class Engine:
         elif old == READY:
             self._unindex_ready(a)
         self._emit(AgentStateChanged(now, a.id, a.pool, old, new, a.reason if new == NOT_READY else ""))
-        staffed_changed = (old in (LOGGED_OUT, NOT_READY)) != (new in (LOGGED_OUT, NOT_READY))
-        if staffed_changed:
-            for qname in ps.queues:
-                self._dirty_queues[self._queues[qname]] = None
+        if (old in _UNSTAFFED) != (new in _UNSTAFFED):  # staffed count changed: expected waits move
+            ps.staffed += 1 if old in _UNSTAFFED else -1
+            dirty = self._dirty_queues
+            for qs in ps.qstates:
+                dirty[qs] = None
 
     def _leave_state(self, a: _Agent) -> None:
-        if a.timer is not None and a.timer.active():
-            a.timer.cancel()
+        if a.timer is not None:
+            a.timer.stop()
         a.timer = None
         a.wrap_deadline = None
 
@@ -1027,23 +1145,42 @@ class Engine:
         del self._agents[a.id]
 
     def _index_ready(self, a: _Agent, ps: _PoolState) -> None:
+        lists = a.lists
+        if lists is None:
+            lists = a.lists = self._ready_lists(a, ps)
         entries = a.entries
-        for s in ps.strategies:
+        for s, general, by_skill in lists:
             key = routing.strategy_key(s, a.idle_since, a.calls, a.last_offer, a.seq)
             e = (*key, a.id)
-            sl = ps.general[s]
-            sl.add(e)
-            entries.append((sl, e))
+            general.add(e)
+            entries.append((general, e))
+            for sl, neg_level in by_skill:
+                e2 = (neg_level, *key, a.id)
+                sl.add(e2)
+                entries.append((sl, e2))
+
+    @staticmethod
+    def _ready_lists(a: _Agent, ps: _PoolState) -> list[tuple[str, _SortedKeys, list[tuple[_SortedKeys, int]]]]:
+        """The pool's index lists this agent goes into when ready, per strategy: resolved once per
+        login (an agent's skills and pool are fixed while logged in; index lists are never dropped),
+        and shared by the pool's agents with the same skills, so it costs no memory per agent."""
+        profile = tuple(a.skills.items())
+        out = ps.ready_lists.get(profile)
+        if out is not None:
+            return out
+        out = ps.ready_lists[profile] = []
+        for s in ps.strategies:
+            by_skill = []
             for skill, level in a.skills.items():
                 idx = ps.by_skill.get(skill)
                 if idx is None:
                     idx = ps.by_skill[skill] = {}
                 sl = idx.get(s)
                 if sl is None:
-                    sl = idx[s] = SortedList()
-                e2 = (-level, *key, a.id)
-                sl.add(e2)
-                entries.append((sl, e2))
+                    sl = idx[s] = _SortedKeys()
+                by_skill.append((sl, -level))
+            out.append((s, ps.general[s], by_skill))
+        return out
 
     def _unindex_ready(self, a: _Agent) -> None:
         for sl, e in a.entries:
@@ -1059,10 +1196,12 @@ class Engine:
         b = (c.level, c.skill if c.required else None)
         sl = qs.buckets.get(b)
         if sl is None:
-            sl = qs.buckets[b] = SortedList()
+            sl = qs.buckets[b] = _SortedKeys()
         sl.add(key)
         c.bucket = b
         c.state = WAITING
+        if c.callback:
+            self._cb_waiting += 1
         self._dirty_queues[qs] = None
 
     def _dequeue(self, c: _Call) -> None:
@@ -1073,6 +1212,8 @@ class Engine:
         qs.order.remove(key)
         qs.buckets[c.bucket].remove(key)
         c.bucket = None
+        if c.callback:
+            self._cb_waiting -= 1
         self._dirty_queues[qs] = None
 
     def _move_bucket(self, c: _Call, level: int) -> None:
@@ -1082,7 +1223,7 @@ class Engine:
             b = (level, c.bucket[1])
             sl = qs.buckets.get(b)
             if sl is None:
-                sl = qs.buckets[b] = SortedList()
+                sl = qs.buckets[b] = _SortedKeys()
             sl.add(c.key)
             c.bucket = b
         c.level = level
@@ -1090,8 +1231,8 @@ class Engine:
     def _arm_waiting_timers(self, c: _Call, announce: bool) -> None:
         qs = self._queues[c.queue]
         t = c.timers.pop("tier", None)
-        if t is not None and t.active():
-            t.cancel()
+        if t is not None:
+            t.stop()
         nxt = routing.next_unlock(qs.rules, c.level, c.arrived)
         if nxt is not None:
             c.timers["tier"] = self._call_later(nxt[0] - self.clock.seconds(), self._tier_due, c.id)
@@ -1142,11 +1283,11 @@ class Engine:
 
     def _cancel_timers(self, c: _Call) -> None:
         for t in c.timers.values():
-            if t.active():
-                t.cancel()
+            t.stop()
         c.timers.clear()
 
     def _position(self, c: _Call) -> int:
+        """1 + the waiting calls ahead (keys are unique: also right for a call not in the list)."""
         return self._queues[c.queue].order.bisect_left(c.key) + 1
 
     # --------------------------------------------------- expected wait, overflow
@@ -1174,11 +1315,14 @@ class Engine:
         """Recompute the queue-wide overflow tier; widen at once when it rises."""
         if not qs.rules and qs.plan is None:
             return
-        ewt = self._queue_ewt(qs)
-        level = routing.ewt_level(qs.rules, ewt)
-        cause = "ewt"
         if qs.plan is not None and qs.plan.all_tiers_at_once:
             level, cause = qs.top_tier, "emergency"
+            if level == qs.queue_level:
+                return  # the usual case under an all-tiers plan: nothing to recompute
+            ewt = self._queue_ewt(qs)
+        else:
+            ewt = self._queue_ewt(qs)
+            level, cause = routing.ewt_level(qs.rules, ewt), "ewt"
         if level == qs.queue_level:
             return
         old = qs.queue_level
@@ -1188,8 +1332,12 @@ class Engine:
         if level > old:
             self._sweep(qs)
 
-    def _waiting_total(self) -> int:
-        return sum(len(qs.order) for qs in self._queues.values())
+    def _waiting_callers(self) -> int:
+        """Callers holding a line while they wait; virtual (callback) calls hold none."""
+        n = -self._cb_waiting
+        for qs in self._queues.values():
+            n += len(qs.order)
+        return n
 
     # --------------------------------------------------- snapshot and restore
 
@@ -1271,6 +1419,8 @@ class Engine:
             self._agents[a.id] = a
             ps.logged_in += 1
             ps.counts[a.state] += 1
+            if a.state not in _UNSTAFFED:
+                ps.staffed += 1
             if a.state in (OFFERED, ON_CALL, WRAPUP):
                 ps.busy += 1
             if a.state == READY:
@@ -1286,6 +1436,7 @@ class Engine:
                 or self.config.categories[-1]
             c.id, c.queue, c.category, c.priority = d["id"], d["queue"], cat.name, d["priority"]
             c.caller_masked, c.arrived, c.seq = d["caller_masked"], d["arrived"], d["seq"]
+            c.key = (-c.priority, c.seq, c.id)
             c.level = min(d["level"], qs.top_tier)
             c.callback, c.origin, c.choices = d["callback"], d["origin"], list(d["choices"])
             c.agent, c.offer_at, c.attempt, c.answered_at = d["agent"], d["offer_at"], d["attempt"], d["answered_at"]

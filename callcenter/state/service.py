@@ -46,16 +46,10 @@ log = Logger(namespace="callcenter.state")
 
 
 def install_engine(acd: Any, engine: Any) -> None:
-    """Make ``engine`` the ACD's engine, keeping the listeners already subscribed to the old one.
-
-    Subsystems started before us (records) subscribed to ``acd.engine``; they
-    must follow the restored engine.  The engine has no public way to list its
-    listeners, hence the private attribute (see the report to the lead).
-    """
+    """Make ``engine`` the ACD's engine; subsystems subscribed to the old one (records) follow it."""
     old = getattr(acd, "engine", None)
     if old is not None and old is not engine:
-        for listener in list(getattr(old, "_listeners", ())):
-            engine.subscribe(listener)
+        engine.adopt_listeners(old)
     acd.engine = engine
 
 

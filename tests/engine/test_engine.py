@@ -319,3 +319,45 @@ def test_replace_config_keeps_calls_and_refuses_stranding(h):
     with pytest.raises(EngineError):
         h.engine.replace_config(stripped)
     assert h.engine.snapshot() == before
+
+
+def test_cancelled_offer_is_no_fault_of_the_agent():
+    h = Harness()  # max_no_answer is 2 for the own pool
+    h.agent("a1")
+    h.engine.call_arrived("c1", "hotline")
+    h.engine.offer_failed("c1", "a1", "cancelled")
+    h.engine.offer_failed("c1", "a1", "cancelled")
+    info = h.engine.agent_info("a1")
+    assert info["state"] == "offered" and info["misses"] == 0  # re-offered, never made not-ready
+    assert [e.result for e in h.of("OfferEnded")] == ["cancelled", "cancelled"]
+
+
+def test_callbacks_hold_no_line_and_do_not_count_toward_capacity():
+    cfg = small_config()
+    cfg = cfg.model_copy(update={"acd": cfg.acd.model_copy(update={"max_calls": 2})})
+    h = Harness(cfg)
+    h.engine.call_arrived("c1", "hotline")
+    h.engine.call_arrived("c2", "hotline")
+    h.engine.callback_requested("c1")
+    h.engine.call_arrived("c3", "hotline")  # c1 is virtual now: room for c3
+    assert h.engine.call_info("c3")["state"] == "waiting"
+    h.engine.call_arrived("c4", "hotline")
+    assert h.of("CallEnded")[-1].call_id == "c4" and h.of("CallEnded")[-1].reason == "capacity"
+
+
+def test_a_restored_engine_adopts_the_old_engines_listeners():
+    from callcenter.engine import Engine
+
+    h = Harness()
+    journal = []
+    h.engine.subscribe_inputs(journal.append)
+    h.engine.call_arrived("c1", "hotline")
+    new = Engine.restore(h.config, h.clock, h.engine.snapshot())
+    new.adopt_listeners(h.engine)
+    before = len(h.events)
+    h.engine.call_arrived("c-old", "hotline")  # the old engine no longer reaches anyone
+    assert len(h.events) == before and len(journal) == 1
+    new.agent_logged_in("a1", "own")
+    new.agent_ready("a1")
+    assert [(e.call_id, e.agent_id) for e in h.of("CallOffered")] == [("c1", "a1")]
+    assert [r["input"] for r in journal] == ["call_arrived", "agent_logged_in", "agent_ready"]

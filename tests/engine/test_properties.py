@@ -22,7 +22,7 @@ AGENTS = [("o1", "own", {}), ("o2", "own", {"epi": 2}), ("o3", "own", {"labour":
           ("r1", "remote", {"epi": 4}), ("r2", "remote", {}),
           ("l1", "lend", {"labour": 3}), ("l2", "lend", {}), ("l3", "lend", {}), ("l4", "lend", {"epi": 1})]
 CATEGORIES = ["urgent", "policy", "labour", "other"]
-RESULTS = ["no-answer", "rejected", "busy", "unavailable"]
+RESULTS = ["no-answer", "rejected", "busy", "unavailable", "cancelled"]
 
 op = hs.one_of(
     hs.tuples(hs.just("arrive"), hs.sampled_from(["hotline", "hotline", "second"]), hs.sampled_from(CATEGORIES)),
