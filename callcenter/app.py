@@ -121,6 +121,9 @@ class Acd:
         """``ok`` when ready; otherwise why not (starting, stopping, redis-down, ...)."""
         if self.phase == "ok" and self.redis is not None and not self.redis.alive():
             return "redis-down"
+        state = getattr(self, "state", None)  # the failover subsystem (callcenter/state/)
+        if self.phase == "starting" and state is not None and state.role == "standby":
+            return "standby"  # waiting for the active ACD's lease to run out
         return self.phase
 
     @property
