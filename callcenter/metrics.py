@@ -134,6 +134,17 @@ EVENT_ERRORS = Counter(
 )
 BUILD = Info("callcenter_build", "Version of the running ACD.")
 
+# Call control (callcenter/fastagi/): set-ups admitted and shed at overload, broken peers.
+AGI_SETUPS = Counter("callcenter_agi_setups", "New calls admitted by call control (FastAGI and the classic relay).")
+AGI_SHED = Counter(
+    "callcenter_agi_shed",
+    "New calls shed at overload (over acd.max_calls or acd.max_setups_per_s): apology and dialplan fallback.",
+)
+AGI_PROTOCOL_ERRORS = Counter(
+    "callcenter_agi_protocol_errors", "AGI sessions closed because the peer broke the protocol."
+)
+AGI_AUTH_FAILURES = Counter("callcenter_agi_auth_failures", "Classic-script relay connections refused: bad secret.")
+
 # --------------------------------------------------------------------------
 # Health gauges set by other subsystems: import these by name.
 # --------------------------------------------------------------------------

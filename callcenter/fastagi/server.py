@@ -21,6 +21,7 @@ from collections import deque
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 
+from callcenter import metrics
 from callcenter.agi.protocol import AgiReader, EnvironmentReceived, HangupReceived, ProtocolError, Reply
 from callcenter.callflow import BadRequest, Finish, FlowOptions, InboundCall, Note, Report, Send
 from callcenter.engine import EngineError
@@ -82,6 +83,7 @@ class AgiSession(Protocol):
             self._pre = b""
             if not handshake.check(self.secret or "", self._nonce, line):
                 self.control.auth_failures += 1
+                metrics.AGI_AUTH_FAILURES.inc()
                 self._abort("relay handshake failed (wrong shared secret?)")
                 return
             self._authed = True
@@ -151,6 +153,7 @@ class AgiSession(Protocol):
 
     def _abort(self, why: str) -> None:
         self.control.protocol_errors += 1
+        metrics.AGI_PROTOCOL_ERRORS.inc()
         log.warn("AGI session {call}: {why}; closing", call=self.call_id or "-", why=why)
         self.closed = True
         self.transport.loseConnection()
@@ -256,6 +259,7 @@ class CallControl:
             uid = env.uniqueid
             call_id = uid if _ID.match(uid or "") else f"c{self.rng.getrandbits(48):012x}"
             admitted = self.admission.admit(len(self.sessions))
+            (metrics.AGI_SETUPS if admitted else metrics.AGI_SHED).inc()
         number = env.callerid
         masked = mask_number(number)
         if admitted and not opts.resume:
