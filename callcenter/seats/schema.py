@@ -1,0 +1,395 @@
+"""The seat wire schema: every message between a seat and the ACD, in one place.
+
+A message is one JSON object in one WebSocket text frame::
+
+    {"v": 1, "type": "ready", "id": "c7"}
+
+``v`` is the protocol version (only :data:`PROTOCOL_VERSION` is spoken),
+``type`` names the message, ``id`` is an optional client reference echoed in
+the reply (``ref``) so a client can pair an error with its request; the other
+keys are the message's fields, validated by the pydantic models below (unknown
+keys are refused).  docs/seat-protocol.md describes each message; keep the two
+in step.
+
+Decoding is pure: :func:`decode_client` / :func:`decode_server` turn bytes into
+a model or raise one of the distinct :class:`SchemaError` subclasses (bad JSON,
+unsupported version, unknown type, bad field, too large), each carrying the
+error ``code`` sent back to the peer.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "MAX_MESSAGE_BYTES",
+    "SchemaError",
+    "BadJson",
+    "UnsupportedVersion",
+    "UnknownType",
+    "BadField",
+    "TooLarge",
+    "CLIENT_MESSAGES",
+    "SERVER_MESSAGES",
+    "decode_client",
+    "decode_server",
+    "encode",
+    "error",
+]
+
+PROTOCOL_VERSION = 1
+# Largest message a seat may send; the transport closes the connection (1009)
+# at twice this, smaller oversized messages get a ``too-large`` error reply.
+MAX_MESSAGE_BYTES = 16 * 1024
+
+AgentId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")]
+CallId = Annotated[str, Field(min_length=1, max_length=128)]
+Ref = Annotated[str, Field(max_length=64)] | Annotated[int, Field(ge=0, lt=2**53)]
+Short = Annotated[StrictStr, Field(max_length=200)]
+Text = Annotated[StrictStr, Field(max_length=4000)]
+
+
+# -- error codes (the ``code`` of an ``error`` message) -----------------------
+BAD_JSON = "bad-json"
+UNSUPPORTED_VERSION = "unsupported-version"
+UNKNOWN_TYPE = "unknown-type"
+BAD_FIELD = "bad-field"
+TOO_LARGE = "too-large"
+RATE_LIMITED = "rate-limited"
+NOT_LOGGED_IN = "not-logged-in"
+ALREADY_LOGGED_IN = "already-logged-in"
+BAD_CREDENTIALS = "bad-credentials"
+LOGIN_THROTTLED = "login-throttled"
+BAD_TOKEN = "bad-token"
+FORBIDDEN = "forbidden"
+NOT_YOUR_CALL = "not-your-call"
+ILLEGAL_STATE = "illegal-state"
+NOT_ENABLED = "not-enabled"
+UNAVAILABLE = "unavailable"
+SERVER_ERROR = "server-error"
+ERROR_CODES = (
+    BAD_JSON, UNSUPPORTED_VERSION, UNKNOWN_TYPE, BAD_FIELD, TOO_LARGE, RATE_LIMITED,
+    NOT_LOGGED_IN, ALREADY_LOGGED_IN, BAD_CREDENTIALS, LOGIN_THROTTLED, BAD_TOKEN,
+    FORBIDDEN, NOT_YOUR_CALL, ILLEGAL_STATE, NOT_ENABLED, UNAVAILABLE, SERVER_ERROR,
+)
+
+
+class SchemaError(Exception):
+    """A message that does not fit the schema; ``code`` goes back to the peer."""
+
+    code = BAD_FIELD
+
+    def __init__(self, message: str, ref: Any = None):
+        super().__init__(message)
+        self.message = message
+        self.ref = ref
+
+
+class BadJson(SchemaError):
+    code = BAD_JSON
+
+
+class UnsupportedVersion(SchemaError):
+    code = UNSUPPORTED_VERSION
+
+
+class UnknownType(SchemaError):
+    code = UNKNOWN_TYPE
+
+
+class BadField(SchemaError):
+    code = BAD_FIELD
+
+
+class TooLarge(SchemaError):
+    code = TOO_LARGE
+
+
+class Message(BaseModel):
+    """Base of every message; ``TYPE`` is its wire ``type``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    TYPE: ClassVar[str] = ""
+    id: Ref | None = None
+
+
+class AgentAction(Message):
+    """A message acting for an agent.  ``agent_id`` is optional; when given it
+    must be the session's own agent (a session acts only as its own agent)."""
+
+    agent_id: AgentId | None = None
+
+
+# -- seat -> ACD ---------------------------------------------------------------
+class Login(Message):
+    TYPE: ClassVar[str] = "login"
+    agent_id: AgentId
+    password: Annotated[StrictStr, Field(min_length=1, max_length=256)]
+
+
+class Resume(Message):
+    TYPE: ClassVar[str] = "resume"
+    token: Annotated[StrictStr, Field(min_length=16, max_length=128)]
+
+
+class Ready(AgentAction):
+    TYPE: ClassVar[str] = "ready"
+
+
+class NotReady(AgentAction):
+    TYPE: ClassVar[str] = "not_ready"
+    reason: Short = ""
+
+
+class Logout(AgentAction):
+    TYPE: ClassVar[str] = "logout"
+
+
+class Accept(AgentAction):
+    TYPE: ClassVar[str] = "accept"
+    call_id: CallId
+
+
+class Reject(AgentAction):
+    TYPE: ClassVar[str] = "reject"
+    call_id: CallId
+
+
+class Wrapup(AgentAction):
+    """Disposition of a finished call: saved to the records, does not end wrap-up."""
+
+    TYPE: ClassVar[str] = "wrapup"
+    call_id: CallId
+    disposition: Annotated[StrictStr, Field(min_length=1, max_length=64)]
+    notes: Text = ""
+    ticket: Annotated[dict[Annotated[str, Field(min_length=1, max_length=64)], Annotated[StrictStr, Field(max_length=2000)]], Field(max_length=20)] = {}
+
+
+class EndWrapup(AgentAction):
+    TYPE: ClassVar[str] = "end_wrapup"
+
+
+class KbSearch(AgentAction):
+    TYPE: ClassVar[str] = "kb_search"
+    query: Annotated[StrictStr, Field(min_length=1, max_length=200)]
+    limit: Annotated[int, Field(ge=1, le=50)] = 10
+
+
+class Heartbeat(Message):
+    TYPE: ClassVar[str] = "heartbeat"
+
+
+class Hangup(AgentAction):
+    """Demo call control only: the agent ends the conversation (no Asterisk)."""
+
+    TYPE: ClassVar[str] = "hangup"
+    call_id: CallId
+
+
+# -- ACD -> seat ---------------------------------------------------------------
+class Limits(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    max_message_bytes: int
+    messages_per_s: float
+    burst: int
+    grace_s: float
+    heartbeat_s: float
+
+
+class Hello(Message):
+    TYPE: ClassVar[str] = "hello"
+    server: str
+    versions: list[int]
+    limits: Limits
+    demo_call_control: bool = False
+
+
+class LoginOk(Message):
+    TYPE: ClassVar[str] = "login_ok"
+    ref: Ref | None = None
+    agent_id: str
+    pool: str
+    token: str
+    state: str
+    reason: str = ""
+    took_over: bool = False
+
+
+class Offer(Message):
+    """Ring: a call for this agent, with the caller's context."""
+
+    TYPE: ClassVar[str] = "offer"
+    call_id: str
+    queue: str
+    category: str
+    priority: int
+    caller: str  # masked, e.g. 138****5678
+    waited_s: float
+    choices: list[str] = []
+    contacts: list[dict[str, Any]] | None = None  # last 7 days; None: records unavailable
+    ring_timeout_s: float
+    offered_at: float  # ACD clock (epoch seconds in production)
+    pool: str = ""
+    tier: int = 0
+    callback: bool = False
+
+
+class CallView(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    call_id: str
+    phase: str  # offered | on-call | wrap-up
+
+
+class Resumed(Message):
+    TYPE: ClassVar[str] = "resumed"
+    ref: Ref | None = None
+    agent_id: str
+    pool: str
+    token: str
+    state: str
+    reason: str = ""
+    offer: Offer | None = None
+    call: CallView | None = None
+
+
+class State(Message):
+    TYPE: ClassVar[str] = "state"
+    state: str
+    old: str = ""
+    reason: str = ""
+    since: float = 0.0
+    call_id: str | None = None
+
+
+class OfferEnded(Message):
+    TYPE: ClassVar[str] = "offer_ended"
+    call_id: str
+    result: str
+
+
+class CallAnswered(Message):
+    TYPE: ClassVar[str] = "call_answered"
+    call_id: str
+    wait_s: float = 0.0
+
+
+class CallEnded(Message):
+    TYPE: ClassVar[str] = "call_ended"
+    call_id: str
+    outcome: str
+    talk_s: float = 0.0
+
+
+class WrapupSaved(Message):
+    TYPE: ClassVar[str] = "wrapup_saved"
+    ref: Ref | None = None
+    call_id: str
+    stored: bool = True  # False: no records database configured
+
+
+class Article(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: int | str
+    title: str
+    snippet: str = ""
+    tags: list[str] = []
+
+
+class KbResults(Message):
+    TYPE: ClassVar[str] = "kb_results"
+    ref: Ref | None = None
+    query: str
+    articles: list[Article]
+
+
+class HeartbeatAck(Message):
+    TYPE: ClassVar[str] = "heartbeat_ack"
+    ref: Ref | None = None
+    server_time: float
+
+
+class Error(Message):
+    TYPE: ClassVar[str] = "error"
+    ref: Ref | None = None
+    code: str
+    message: str
+    retry_after_s: float | None = None
+
+
+class SessionEnded(Message):
+    """The session is over (``logged-out``, ``taken-over``, ``grace-expired``); the
+    server closes the connection after it."""
+
+    TYPE: ClassVar[str] = "session_ended"
+    reason: str
+
+
+def _table(*classes: type[Message]) -> dict[str, type[Message]]:
+    return {c.TYPE: c for c in classes}
+
+
+CLIENT_MESSAGES: dict[str, type[Message]] = _table(
+    Login, Resume, Ready, NotReady, Logout, Accept, Reject, Wrapup, EndWrapup, KbSearch, Heartbeat, Hangup
+)
+SERVER_MESSAGES: dict[str, type[Message]] = _table(
+    Hello, LoginOk, Resumed, State, Offer, OfferEnded, CallAnswered, CallEnded, WrapupSaved, KbResults,
+    HeartbeatAck, Error, SessionEnded,
+)
+
+
+def _decode(data: bytes | str, table: dict[str, type[Message]], max_bytes: int | None) -> Message:
+    size = len(data.encode("utf-8")) if isinstance(data, str) else len(data)
+    if max_bytes is not None and size > max_bytes:
+        raise TooLarge(f"message is {size} bytes; the limit is {max_bytes}")
+    try:
+        obj = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadJson(f"not valid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise BadJson(f"expected a JSON object, got {type(obj).__name__}")
+    ref = obj.get("id")
+    ref = ref if isinstance(ref, (str, int)) and not isinstance(ref, bool) and len(str(ref)) <= 64 else None
+    v = obj.pop("v", None)
+    if v != PROTOCOL_VERSION or isinstance(v, bool):
+        raise UnsupportedVersion(f"protocol version {v!r} is not spoken here; use \"v\": {PROTOCOL_VERSION}", ref)
+    typ = obj.pop("type", None)
+    cls = table.get(typ) if isinstance(typ, str) else None
+    if cls is None:
+        raise UnknownType(f"unknown message type {typ!r}; known: {', '.join(sorted(table))}", ref)
+    try:
+        return cls.model_validate(obj)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(message)'}: {e['msg']}" for e in exc.errors()[:5]
+        )
+        raise BadField(f"{typ}: {problems}", ref) from None
+
+
+def decode_client(data: bytes | str, max_bytes: int | None = MAX_MESSAGE_BYTES) -> Message:
+    """Validate one message from a seat; raise a :class:`SchemaError` subclass."""
+    return _decode(data, CLIENT_MESSAGES, max_bytes)
+
+
+def decode_server(data: bytes | str) -> Message:
+    """Validate one message from the ACD (used by the seat client)."""
+    return _decode(data, SERVER_MESSAGES, None)
+
+
+def encode(msg: Message) -> bytes:
+    """The wire form of a message: compact JSON, ``v`` and ``type`` first, nulls of
+    optional client ``id``/``ref`` left out."""
+    body = msg.model_dump(mode="json")
+    for k in ("id", "ref"):
+        if body.get(k) is None:
+            body.pop(k, None)
+    if isinstance(msg, AgentAction) and body.get("agent_id") is None:
+        body.pop("agent_id", None)
+    return json.dumps({"v": PROTOCOL_VERSION, "type": msg.TYPE, **body}, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def error(code: str, message: str, ref: Any = None, retry_after_s: float | None = None) -> Error:
+    return Error(code=code, message=message, ref=ref, retry_after_s=retry_after_s)

@@ -1,0 +1,122 @@
+"""The seat subsystem of ``callcenter serve``: wss://HOST:SEAT_PORT/seat.
+
+Accounts, knowledge base and the caller's recent contacts come from the
+records database (callcenter.records: ``accounts.verify_login_blocking``,
+``queries.search_articles``, ``queries.recent_contacts``), each called in a
+thread.  Wrap-ups go to the records writer when it takes them
+(``wrapup_submitted``), else they are logged.
+
+``CALLCENTER_SEAT_DEMO=1`` switches on *demo call control* for demos and load
+tests without Asterisk: a seat's ``accept`` counts as the agent's phone
+answering and the seat may ``hangup`` (docs/seat-protocol.md).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from .server import SEAT_PATH, SeatServer
+from .session import Account
+
+__all__ = ["SeatSubsystem", "make_subsystem", "DEMO_ENV"]
+
+DEMO_ENV = "CALLCENTER_SEAT_DEMO"
+log = Logger(namespace="callcenter.seats")
+
+
+class _RecordsDb:
+    """Blocking helpers over the records database (run in threads by SeatServer)."""
+
+    def __init__(self, url: str, caller_hash_of: Any = None):
+        self.url = url
+        self.caller_hash_of = caller_hash_of
+        self._engine = None
+
+    def _db(self):
+        if self._engine is None:
+            from callcenter.records.db import make_engine
+
+            self._engine = make_engine(self.url)
+        return self._engine
+
+    def verify(self, agent_id: str, password: str) -> Account | None:
+        from callcenter.records.accounts import verify_login_blocking
+
+        acc = verify_login_blocking(self._db(), agent_id, password)
+        if acc is None:
+            return None
+        return Account(acc.id, acc.pool, dict(acc.skills or {}) or None, acc.endpoint, acc.name or "")
+
+    def search(self, query: str, limit: int) -> list[dict]:
+        from sqlalchemy.orm import Session
+
+        from callcenter.records.queries import search_articles
+
+        with Session(self._db()) as session:
+            rows = search_articles(session, query, limit)
+        return [{"id": r["id"], "title": r["title"], "snippet": r.get("snippet", ""),
+                 "tags": [t for t in str(r.get("tags") or "").replace(",", " ").split() if t]} for r in rows]
+
+    def contacts(self, call_id: str) -> list[dict]:
+        from sqlalchemy.orm import Session
+
+        from callcenter.records.queries import recent_contacts
+
+        caller_hash = self.caller_hash_of(call_id) if self.caller_hash_of else None
+        if not caller_hash:
+            return []
+        with Session(self._db()) as session:
+            rows = recent_contacts(session, caller_hash)
+        return [{k: (v.isoformat() + "Z" if hasattr(v, "isoformat") else v) for k, v in r.items()}
+                for r in rows if r.get("call_id") != call_id]
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+class SeatSubsystem:
+    def __init__(self, acd: Any):
+        self.acd = acd
+        listen = acd.config.acd.listen
+        self.host, self.port = listen.host, listen.seat_port
+        self.demo = os.environ.get(DEMO_ENV, "") not in ("", "0", "no", "false")
+        records = getattr(acd, "records", None)
+        self.db = _RecordsDb(acd.database_url, getattr(records, "caller_hash_of", None))
+        save = getattr(records, "wrapup_submitted", None)
+        self.server = SeatServer(
+            acd.engine, reactor=acd.reactor, accounts=self.db, kb=self.db,
+            contacts=self.db.contacts if self.db.caller_hash_of else None,
+            save_wrapup=(lambda rec: save(**rec)) if save else None,
+            demo_call_control=self.demo, server_name=acd.config.acd.name,
+        )
+        self._port = None
+        self.listening: list[tuple[str, str]] = []
+
+    def start(self):
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        # (port 0: any free port, for tests; autobahn's URL wants a real one or none)
+        factory = self.server.factory(f"wss://{host}{f':{self.port}' if self.port else ''}{SEAT_PATH}")
+        self._port = self.acd.reactor.listenSSL(self.port, factory, self.acd.tls_context_factory(),
+                                                interface=self.host, backlog=1024)
+        port = self._port.getHost().port
+        self.listening = [("seat WebSocket", f"wss://{host}:{port}{SEAT_PATH}")]
+        if self.demo:
+            log.warn("seat demo call control is ON ({env}): a seat's accept answers the call", env=DEMO_ENV)
+
+    def stop(self):
+        port, self._port = self._port, None
+        ds = [self.server.stop()]
+        if port is not None:
+            ds.append(defer.maybeDeferred(port.stopListening))
+        d = defer.DeferredList(ds, consumeErrors=True)
+        d.addBoth(lambda _: self.db.close())
+        return d
+
+
+def make_subsystem(acd: Any) -> SeatSubsystem:
+    return SeatSubsystem(acd)

@@ -1,0 +1,145 @@
+"""Shared set-up of the seat tests: a real seat server over TLS on loopback.
+
+The engine and the server's grace timers run on a ``task.Clock`` (advanced by
+the tests); the network, TLS and the thread pool are the real reactor's.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+from argon2 import PasswordHasher
+from twisted.internet import defer, reactor
+from twisted.internet.task import Clock, deferLater
+
+from callcenter.config import parse_config
+from callcenter.engine import Engine
+from callcenter.seats.backends import DbKnowledgeBase, StaticAccounts
+from callcenter.seats.server import SEAT_PATH, SeatServer
+from callcenter.seats.session import SeatLimits
+from callcenter.tls_certs import dev_certificate, server_context_factory
+from seat_agent.client import SeatClient
+
+# Real argon2id, with cheap parameters so a test run is not spent hashing.
+FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+PASSWORDS = {"a1": "pw-a1", "a2": "pw-a2", "r1": "pw-r1"}
+
+
+def seat_config():
+    return parse_config(
+        {
+            "categories": [{"name": "other"}, {"name": "medical", "priority": 5}],
+            "pools": [
+                {"name": "own", "kind": "own", "tier": 0, "wrapup_s": 30, "ring_timeout_s": 60},
+                {"name": "remote", "kind": "remote", "tier": 1, "wrapup_s": 30, "ring_timeout_s": 60},
+            ],
+            "queues": [{"name": "hotline", "pools": ["own", "remote"], "tiers": [{"tier": 1, "after_s": 0}]}],
+        },
+        env={},
+    )
+
+
+def accounts() -> StaticAccounts:
+    acc = StaticAccounts(FAST_HASHER)
+    acc.add("a1", PASSWORDS["a1"], "own", endpoint="PJSIP/1001")
+    acc.add("a2", PASSWORDS["a2"], "own", endpoint="PJSIP/1002")
+    acc.add("r1", PASSWORDS["r1"], "remote")
+    return acc
+
+
+def knowledge_base(path: Path) -> DbKnowledgeBase:
+    """A real SQLite database with the records schema and three articles."""
+    from sqlalchemy import create_engine
+
+    from callcenter.records.models import Article, metadata
+
+    url = f"sqlite:///{path}"
+    eng = create_engine(url)
+    metadata.create_all(eng)
+    now = datetime(2026, 1, 1)
+    with eng.begin() as conn:
+        conn.execute(Article.__table__.insert(), [
+            {"title": "Fever clinic opening hours", "body": "Fever clinics open 24 hours. Bring your ID card.",
+             "tags": "epidemic medical", "updated": now},
+            {"title": "Mask supply points", "body": "Free masks are handed out at community centres.",
+             "tags": "supplies", "updated": now},
+            {"title": "Unpaid wages", "body": "Report unpaid wages to the labour bureau; fever is no excuse.",
+             "tags": "labour", "updated": now},
+        ])
+    eng.dispose()
+    return DbKnowledgeBase(url)
+
+
+class SeatWorld:
+    """An engine, a seat server listening on wss://127.0.0.1:<port>/seat, and clients."""
+
+    def __init__(self, tmp: Path, *, limits: SeatLimits | None = None, demo: bool = False, kb: bool = False,
+                 contacts=None):
+        self.tmp = tmp
+        tmp.mkdir(parents=True, exist_ok=True)
+        self.clock = Clock()
+        self.clock.advance(1_800_000_000)
+        self.engine = Engine(seat_config(), self.clock)
+        self.events: list = []
+        self.engine.subscribe(self.events.append)
+        self.wrapups: list[dict] = []
+        self.kb = knowledge_base(tmp / "kb.sqlite3") if kb else None
+        self.server = SeatServer(
+            self.engine, reactor=reactor, clock=self.clock, accounts=accounts(), kb=self.kb,
+            contacts=contacts, save_wrapup=lambda rec: self.wrapups.append(rec) or True,
+            limits=limits or SeatLimits(), demo_call_control=demo,
+        )
+        files = dev_certificate(tmp / "tls")
+        self.cafile = str(files.cert)
+        self.port = reactor.listenSSL(0, self.server.factory("wss://127.0.0.1/seat"),
+                                      server_context_factory(files.cert, files.key), interface="127.0.0.1")
+        self.url = f"wss://127.0.0.1:{self.port.getHost().port}{SEAT_PATH}"
+        self.clients: list[SeatClient] = []
+
+    def client(self, agent_id: str, password: str | None = None, **kw) -> SeatClient:
+        c = SeatClient(self.url, agent_id, PASSWORDS.get(agent_id, "x") if password is None else password,
+                       reactor=reactor, cafile=self.cafile, initial_delay=0.05, max_delay=0.2, **kw)
+        c.received: list = []
+        c.add_listener(lambda kind, msg: c.received.append((kind, msg)))
+        self.clients.append(c)
+        c.start()
+        return c
+
+    @defer.inlineCallbacks
+    def close(self):
+        for c in self.clients:
+            yield c.stop()
+        yield self.server.stop()
+        yield self.port.stopListening()
+        if self.kb is not None:
+            self.kb.close()
+        # let the last TLS connections finish closing
+        yield until(lambda: not self.server.protocols, timeout=5)
+        # autobahn batches its timers (txaio); a bucket's DelayedCall outlives the
+        # timers cancelled in it, which trial would report as a dirty reactor
+        for factory in [self.server.ws_factory] + [c._factory for c in self.clients if c._factory]:  # noqa: SLF001
+            for delayed_call, _ in list(factory._batched_timer._buckets.values()):
+                if delayed_call.active():
+                    delayed_call.cancel()
+            factory._batched_timer._buckets.clear()
+
+
+@defer.inlineCallbacks
+def until(predicate, timeout: float = 5.0, what: str = ""):
+    """Poll ``predicate`` on the real reactor until it holds, or fail after ``timeout``."""
+    deadline = reactor.seconds() + timeout
+    while not predicate():
+        if reactor.seconds() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
+        yield deferLater(reactor, 0.01, lambda: None)
+
+
+def raw(msg: dict) -> bytes:
+    return json.dumps(msg).encode()
+
+
+def of_kind(client, kind: str) -> list:
+    return [m for k, m in client.received if k == kind]
