@@ -29,7 +29,9 @@ def mask_number(number: str | None) -> str:
     return "*" * len(d)
 
 
-_LONG_NUMBER = re.compile(r"(?<!\d)(\+?\d{7,15})(?!\d)")
+# 7-15 digits, but not an Asterisk unique id ("1795869867.4": epoch seconds, a dot, a sequence),
+# which names a call, not a person, and must stay readable to follow a call through the logs.
+_LONG_NUMBER = re.compile(r"(?<!\d)(\+?\d{7,15})(?!\d|\.\d)")
 
 
 def mask_text(text: str) -> str:

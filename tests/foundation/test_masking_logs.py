@@ -25,6 +25,11 @@ def test_mask_text_masks_every_number_like_run():
     assert mask_text(text) == "caller 138****5678 rang 021****4567 from ext 1001"
 
 
+def test_mask_text_keeps_asterisk_unique_ids_readable():
+    text = "call 1795869867.4 from 13812345678. next"
+    assert mask_text(text) == "call 1795869867.4 from 138****5678. next"
+
+
 def _log_through(as_json: bool, emit) -> str:
     stream = io.StringIO()
     publisher = LogPublisher(MaskingObserver(stream, as_json=as_json))
