@@ -248,7 +248,8 @@ class Engine:
         self._listeners: list[Callable[[Event], None]] = []
         self._listeners_now: tuple[Callable[[Event], None], ...] = ()  # copy delivered to, renewed on (un)subscribe
         self._input_listeners: list[Callable[[dict], None]] = []
-        self._collect: list[Event] | None = None
+        # the current input's event list's append while an input runs (see _run)
+        self._emit: Callable[[Event], None] = self._emit_outside
         self._pending: deque[Event] = deque()
         self._delivering = False
         self._seq = 0
@@ -313,22 +314,25 @@ class Engine:
         self._input_listeners.append(listener)
         return lambda: self._input_listeners.remove(listener)
 
-    def _emit(self, event: Event) -> None:
-        self._collect.append(event)
+    @staticmethod
+    def _emit_outside(event: Event) -> None:
+        """Outside an input there is nothing to collect into: emitting there is our bug."""
+        raise RuntimeError(f"event emitted outside an input: {event!r}")
 
     def _run(self, name: str | None, fn: Callable, *args, record: dict | None = None) -> list[Event]:
-        """Run one input or timer: collect its events, journal it, deliver in order."""
-        outer = self._collect
-        self._collect = []
+        """Run one input or timer: collect its events, journal it, deliver in order.
+
+        While it runs, ``self._emit`` is the bound ``append`` of its event list: ~10 events
+        per call are emitted, and this spares a Python-level call for each."""
+        outer_emit = self._emit
+        produced: list[Event] = []
+        self._emit = produced.append
         try:
             fn(*args)
             if self._dirty_pools or self._dirty_queues:
                 self._settle()
-        except BaseException:
-            self._collect = outer
-            raise
-        produced = self._collect
-        self._collect = outer
+        finally:
+            self._emit = outer_emit
         if name is not None and self._input_listeners:
             rec = {"t": self.clock.seconds(), "input": name, "args": record or {}}
             for fn_ in list(self._input_listeners):

@@ -14,6 +14,12 @@ pending calls live in a binary heap (``heapq``) keyed by (time, sequence):
 * calls due at the same instant run in the order they were scheduled (the
   sequence number), as with ``task.Clock``, so a run is deterministic.
 
+The clock runs about twenty calls per simulated call, so the hot paths are
+kept flat: a call without keyword arguments stores ``kw=None`` and runs as
+``func(*args)`` (no empty dict built and unpacked), ``cancel`` checks the
+compaction condition inline rather than through a method call, and
+``calls_run`` is brought up to date when ``run_until`` returns (or raises).
+
 Like ``task.Clock``, :meth:`advance` moves time forward and runs everything
 due, including calls scheduled (for "now") by those calls.  Unlike it, each
 call runs with ``seconds()`` equal to its own scheduled time (task.Clock
@@ -69,9 +75,10 @@ class SimDelayedCall:
         self.cancelled = 1
         self.func = self.args = self.kw = None
         clock = self._clock
-        clock._dead += 1
-        clock._live -= 1
-        clock._maybe_compact()
+        clock._dead = dead = clock._dead + 1
+        clock._live = live = clock._live - 1
+        if dead > 1024 and dead > live:
+            clock._compact()
 
     def reset(self, secondsFromNow: float) -> None:
         if self.cancelled:
@@ -116,7 +123,7 @@ class SimClock:
     def callLater(self, delay: float, callable: Callable[..., Any], *args: Any, **kw: Any) -> SimDelayedCall:
         t = self.now + delay if delay > 0 else self.now
         self._seq = seq = self._seq + 1
-        dc = SimDelayedCall(self, t, callable, args, kw, seq)
+        dc = SimDelayedCall(self, t, callable, args, kw or None, seq)
         _heappush(self._heap, (t, seq, dc))
         self._live += 1
         return dc
@@ -136,18 +143,25 @@ class SimClock:
         """Run calls due at or before ``until``, then set the time to ``until``."""
         heap = self._heap
         pop = heapq.heappop
-        while heap and heap[0][0] <= until:
-            t, seq, dc = pop(heap)
-            if dc._seq != seq or dc.cancelled:
-                self._dead -= 1
-                continue
-            self.now = t
-            dc.called = 1
-            self._live -= 1
-            self.calls_run += 1
-            func, args, kw = dc.func, dc.args, dc.kw
-            dc.func = dc.args = dc.kw = None
-            func(*args, **kw)
+        ran = 0  # booked into calls_run once, at the end (also when a call raises)
+        try:
+            while heap and heap[0][0] <= until:
+                t, seq, dc = pop(heap)
+                if dc._seq != seq or dc.cancelled:
+                    self._dead -= 1
+                    continue
+                self.now = t
+                dc.called = 1
+                self._live -= 1
+                ran += 1
+                func, args, kw = dc.func, dc.args, dc.kw
+                dc.func = dc.args = dc.kw = None
+                if kw is None:
+                    func(*args)
+                else:
+                    func(*args, **kw)
+        finally:
+            self.calls_run += ran
         if until > self.now and until != math.inf:
             self.now = until
 
@@ -184,10 +198,14 @@ class SimClock:
 
     def _maybe_compact(self) -> None:
         if self._dead > 1024 and self._dead > self._live:
-            # in place: run_until holds a reference to the list
-            self._heap[:] = [e for e in self._heap if e[2]._seq == e[1] and not e[2].cancelled]
-            heapq.heapify(self._heap)
-            self._dead = 0
+            self._compact()
+
+    def _compact(self) -> None:
+        """Drop the dead entries (cancelled or rescheduled) once they outnumber the live ones."""
+        # in place: run_until holds a reference to the list
+        self._heap[:] = [e for e in self._heap if e[2]._seq == e[1] and not e[2].cancelled]
+        heapq.heapify(self._heap)
+        self._dead = 0
 
     def __repr__(self) -> str:
         return f"<SimClock t={self.now:.3f} pending={self._live}>"

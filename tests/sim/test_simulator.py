@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
@@ -90,6 +91,23 @@ def test_same_seed_same_result_and_another_seed_differs(config):
     assert _fingerprint(a) != _fingerprint(c)
     # the waiting-caller counts kept from the engine's events never go negative
     assert all(n >= 0 for _t, snap in a.timeline for counts in snap.values() for n in counts)
+
+
+def test_a_run_restores_the_garbage_collector_settings(config):
+    # simulate() collects rarely during a run (a higher gen-0 threshold, set-up objects
+    # frozen); the process gets its own settings back, also when it had frozen objects
+    scenario = window(SURGE, 9.0, 9.05)
+    before, frozen_before = gc.get_threshold(), gc.get_freeze_count()
+    simulate(config, scenario, 1)
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == frozen_before
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        simulate(config, scenario, 1)
+        assert gc.get_freeze_count() == frozen and gc.get_threshold() == before
+    finally:
+        gc.unfreeze()
 
 
 @pytest.fixture(scope="module")
