@@ -74,6 +74,7 @@ class Acd(_Model):
     max_calls: PosInt = 5000
     max_setups_per_s: PosFloat = 400.0
     callfile_dir: str | None = None  # Asterisk's outgoing spool, for callbacks; None: callbacks not placed
+    seat_token_secret: Annotated[str, Field(min_length=16)] | None = None  # HMAC key of seat tokens, shared by the cluster; None: per process
 
 
 class Category(_Model):
@@ -175,6 +176,7 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "CALLCENTER_STATE_DIR": ("acd", "state_dir"),
     "CALLCENTER_CALLFILE_DIR": ("acd", "callfile_dir"),
     "CALLCENTER_AGI_RELAY_PORT": ("acd", "listen", "agi_relay_port"),
+    "CALLCENTER_SEAT_TOKEN_SECRET": ("acd", "seat_token_secret"),
 }
 
 
@@ -374,19 +376,23 @@ def _apply_env(raw: dict[str, Any], env: Any) -> dict[str, Any]:
     return raw
 
 
-def load_config(path: str | os.PathLike[str], env: dict[str, str] | None = None) -> Config:
+def read_yaml(path: str | os.PathLike[str], error: type[ConfigError] = ConfigError) -> Any:
+    """Read one YAML document; an unreadable or malformed file raises ``error`` naming where."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError([ConfigIssue("", f"cannot read {p}: {exc.strerror}")], str(p)) from None
+        raise error([ConfigIssue("", f"cannot read {p}: {exc.strerror}")], str(p)) from None
     try:
-        raw = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ConfigError([ConfigIssue("", f"not valid YAML: {where}{getattr(exc, 'problem', exc)}")], str(p)) from None
-    return parse_config(raw, str(p), env)
+        raise error([ConfigIssue("", f"not valid YAML: {where}{getattr(exc, 'problem', exc)}")], str(p)) from None
+
+
+def load_config(path: str | os.PathLike[str], env: dict[str, str] | None = None) -> Config:
+    return parse_config(read_yaml(path), str(path), env)
 
 
 def summary(config: Config) -> str:

@@ -20,10 +20,9 @@ import random
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from callcenter.config import Config, ConfigError, ConfigIssue
+from callcenter.config import Config, ConfigError, ConfigIssue, read_yaml
 
 __all__ = [
     "Scenario",
@@ -360,18 +359,7 @@ def parse_scenario(raw: Any, source: str = "scenario") -> Scenario:
 
 
 def load_scenario(path: str | Path) -> Scenario:
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError([ConfigIssue("", f"cannot read {p}: {exc.strerror}")], str(p)) from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ScenarioError([ConfigIssue("", f"not valid YAML: {where}{getattr(exc, 'problem', exc)}")], str(p)) from None
-    return parse_scenario(raw, str(p))
+    return parse_scenario(read_yaml(path, ScenarioError), str(path))
 
 
 def check_against_config(scenario: Scenario, config: Config, source: str = "scenario") -> None:
