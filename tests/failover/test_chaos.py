@@ -19,11 +19,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 
 from callcenter.state.cluster import ROBOT_PASSWORD, LocalCluster
+from callcenter.testing.polling import wait_until as until
 
 AGENTS = 8
 AHT_S = 0.5 + 2.0 + 0.5
@@ -46,16 +46,6 @@ def terminal_events(*paths) -> dict[str, list[tuple[str, str]]]:
             if len(f) >= 5 and f[4] in TERMINAL:
                 out.setdefault(f[1], []).append((path.parent.parent.name, f[4]))
     return out
-
-
-def until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 @pytest.mark.slow
@@ -115,6 +105,8 @@ def test_sigkill_active_acd_under_load_loses_no_call(tmp_path, record_property):
         # the robot agents' seat clients followed the failover and logged in to the survivor
         assert summary["seat_robots_logged_in_at_end"] == AGENTS, summary
         assert len(summary["seat_relogin_after_kill_s"]) == AGENTS, summary
+        # ... by resuming their sessions with the cluster-signed token, without a password
+        assert summary["seat_resumed_after_kill"] == AGENTS, summary
         record_property("seats_back_after_kill_s", summary["seats_back_after_kill_s"])
         answered_after = [u for u, (res, ended, acd) in details.items() if res == "answered" and acd == 1]
         assert answered_after, "the survivor answered no call"

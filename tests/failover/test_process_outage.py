@@ -5,26 +5,16 @@ from __future__ import annotations
 
 import json
 import re
-import time
 
 import pytest
 
 from callcenter.state.cluster import LocalCluster
+from callcenter.testing.polling import wait_until as until
 
 
 def metric(text: str, name: str) -> float | None:
     m = re.search(rf"^{re.escape(name)} ([0-9.eE+-]+)$", text, re.M)
     return float(m.group(1)) if m else None
-
-
-def until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 @pytest.mark.slow

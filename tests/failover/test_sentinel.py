@@ -17,16 +17,7 @@ from callcenter.redis_server import find_redis_server
 from callcenter.state.lease import StateKeys
 from callcenter.state.sentinel import parse_sentinel_url, redis_from_url
 from callcenter.state.store import JournalGap, RedisJournal
-
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
+from callcenter.testing.polling import wait_until as wait_for
 
 
 def ping(port: int) -> bool:

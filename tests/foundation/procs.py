@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
+
+from callcenter.testing.polling import wait_until  # noqa: F401  (re-exported for the foundation tests)
 
 
 def alive(pid: int) -> bool:
@@ -29,15 +30,3 @@ def redis_listening_on(port: int) -> list[int]:
         if "redis-server" in cmd and f":{port}" in cmd and alive(int(entry)):
             found.append(int(entry))
     return found
-
-
-def wait_until(condition, timeout: float, what: str, interval: float = 0.02):
-    """Poll ``condition`` until it is truthy; fail with ``what`` after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
