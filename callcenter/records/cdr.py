@@ -90,6 +90,15 @@ class RecordBuilder:
         return []
 
     @staticmethod
+    def wrapup_submitted(call_id: str, agent_id: str, pool: str, disposition: str, notes: str,
+                         ticket: dict | None, t: float) -> list[Op]:
+        """A seat's wrap-up of a call: one ``wrapups`` row (lengths clipped to the columns)."""
+        return [(INSERT, "wrapups", {
+            "call_id": str(call_id)[:128], "agent_id": str(agent_id)[:64], "pool": str(pool or "")[:64],
+            "disposition": str(disposition)[:64], "notes": str(notes or ""),
+            "ticket": {str(k): str(v) for k, v in (ticket or {}).items()}, "at": utc(t)})]
+
+    @staticmethod
     def audit_logged(who: str, what: str, details: dict | None, t: float) -> list[Op]:
         return [(INSERT, "audit_log", {"who": str(who)[:200], "what": str(what)[:200], "at": utc(t), "details": details or {}})]
 

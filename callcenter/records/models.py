@@ -112,6 +112,26 @@ class Offer(Base):
     call: Mapped[CallRecord] = relationship(back_populates="offers")
 
 
+class Wrapup(Base):
+    """An agent's wrap-up of a call (disposition, notes, ticket fields), as the seat sent it.
+
+    No foreign key to ``cdr``: the wrap-up may be written before the CDR (a call the
+    process never saw end after a failover).  A resent wrap-up is another row; the
+    newest one counts (``cdr export`` shows its disposition).
+    """
+
+    __tablename__ = "wrapups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(String(128), index=True)
+    agent_id: Mapped[str] = mapped_column(String(64))
+    pool: Mapped[str] = mapped_column(String(64), default="")
+    disposition: Mapped[str] = mapped_column(String(64))  # the category the agent chose
+    notes: Mapped[str] = mapped_column(Text, default="")
+    ticket: Mapped[dict] = mapped_column(JSON, default=dict)  # {field: value}
+    at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
 class AgentStateLog(Base):
     """One row per interval an agent spent in one state (``to_`` NULL: still in it at shutdown)."""
 

@@ -15,7 +15,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from callcenter.records.db import utcnow
-from callcenter.records.models import Article, AuditLog, CallRecord
+from callcenter.records.models import Article, AuditLog, CallRecord, Wrapup
 
 RECENT_DAYS = 7
 
@@ -92,21 +92,36 @@ def _snippet(body: str, words: list[str], width: int = 120) -> str:
 CDR_COLUMNS = [
     "call_id", "origin_call_id", "caller_masked", "caller_hash", "queue", "category", "priority",
     "arrival", "answered_at", "ended_at", "outcome", "reason", "wait_s", "talk_s", "wrapup_s",
-    "short_abandon", "agent_id", "pool", "tier", "emergency_plan", "callback", "offers",
+    "short_abandon", "agent_id", "pool", "tier", "emergency_plan", "callback", "offers", "disposition",
 ]
 
 
 def cdr_rows(session: Session, start: datetime | None = None, end: datetime | None = None) -> Iterator[dict]:
-    """CDRs with ``start <= arrival < end`` in arrival order, each with a compact ``offers`` string."""
-    q = select(CallRecord).options(selectinload(CallRecord.offers)).order_by(CallRecord.arrival, CallRecord.call_id)
+    """CDRs with ``start <= arrival < end`` in arrival order, each with a compact ``offers`` string
+    and the ``disposition`` of the call's newest wrap-up (None: no wrap-up saved)."""
+    disposition = (
+        select(Wrapup.disposition).where(Wrapup.call_id == CallRecord.call_id)
+        .order_by(Wrapup.at.desc(), Wrapup.id.desc()).limit(1)
+        .correlate(CallRecord).scalar_subquery()
+    )
+    q = (select(CallRecord, disposition.label("disposition")).options(selectinload(CallRecord.offers))
+         .order_by(CallRecord.arrival, CallRecord.call_id))
     if start is not None:
         q = q.where(CallRecord.arrival >= start)
     if end is not None:
         q = q.where(CallRecord.arrival < end)
-    for r in session.scalars(q.execution_options(yield_per=500)):
-        row = {c: getattr(r, c) for c in CDR_COLUMNS if c != "offers"}
+    for r, disp in session.execute(q.execution_options(yield_per=500)):
+        row = {c: getattr(r, c) for c in CDR_COLUMNS if c not in ("offers", "disposition")}
         row["offers"] = " ".join(f"{o.agent_id}@{o.pool}/t{o.tier}:{o.result}:{o.ring_s:.1f}s" for o in r.offers)
+        row["disposition"] = disp
         yield row
+
+
+def wrapups_of(session: Session, call_id: str) -> list[dict]:
+    """A call's saved wrap-ups, oldest first (a resent wrap-up is another row; the newest counts)."""
+    q = select(Wrapup).where(Wrapup.call_id == call_id).order_by(Wrapup.at, Wrapup.id)
+    return [{"call_id": w.call_id, "agent_id": w.agent_id, "pool": w.pool, "disposition": w.disposition,
+             "notes": w.notes, "ticket": w.ticket, "at": w.at} for w in session.scalars(q)]
 
 
 def write_csv(rows: Iterable[dict], out: io.TextIOBase) -> int:

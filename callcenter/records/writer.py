@@ -31,6 +31,10 @@ API for other parts (all cheap, all safe to call from the reactor thread)::
                                       # (callcenter.masking.caller_hash(number, acd.caller_hash_key));
                                       # any time before or after the call ends
     writer.audit_logged(who, what, details)        # admin API: one audit_log row
+    writer.caller_hash_of(call_id) -> str | None   # seat service: the hash call control registered
+                                      # (kept in memory until the call's CDR is written; any thread)
+    writer.wrapup_submitted(call_id, agent_id, pool, disposition, notes, ticket, at)
+                                      # seat service: one wrapups row; True when taken, False when refused
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +50,7 @@ from sqlalchemy import Engine, bindparam, insert, update
 from sqlalchemy import exc as sa_exc
 from twisted.logger import Logger
 
+from callcenter.engine.events import CallEnded, CallQueued
 from callcenter.records import models
 from callcenter.records.cdr import INSERT, QUEUE_LOG, UPDATE_CDR, RecordBuilder
 from callcenter.records.db import make_engine, migrate
@@ -54,7 +59,11 @@ TABLES = {t.name: t for t in models.metadata.sorted_tables}
 # Parents before children (cdr before cdr_offers).
 TABLE_ORDER = [t.name for t in models.metadata.sorted_tables]
 
-_EVENT, _REGISTERED, _AUDIT, _OPEN_INTERVALS = range(4)
+_EVENT, _REGISTERED, _AUDIT, _OPEN_INTERVALS, _WRAPUP = range(5)
+
+# Caller hashes kept for caller_hash_of(): live calls, plus headroom.  Far above the
+# calls one ACD has open at once; the oldest entry goes first when it is full.
+MAX_CALLER_HASHES = 50_000
 
 # Statements built once: SQLAlchemy's compiled cache then makes each batch an executemany.
 _INSERTS = {name: insert(table) for name, table in TABLES.items()}
@@ -115,6 +124,7 @@ class RecordsWriter:
         clock=None,
         migrate_first: bool = True,
         max_buffered: int = 100_000,
+        max_caller_hashes: int = MAX_CALLER_HASHES,
         batch_size: int = 500,
         linger_s: float = 0.02,
         retry_initial_s: float = 0.05,
@@ -154,6 +164,11 @@ class RecordsWriter:
         self.up_gauge = up_gauge or _NoGauge()
         self.log = log or Logger(namespace="callcenter.records")
 
+        # call_id -> caller hash for caller_hash_of(); written on the reactor thread (call_registered),
+        # read from the seat service's pool threads, pruned by the writer thread once the CDR is written.
+        self._caller_hashes: OrderedDict[str, str] = OrderedDict()
+        self._hashes_lock = threading.Lock()
+        self.max_caller_hashes = max_caller_hashes
         self._inbox: deque[_Item] = deque()
         self._pending: deque[_Item] = deque()  # writer thread only
         self._n_pending = 0
@@ -186,30 +201,65 @@ class RecordsWriter:
 
     def event_emitted(self, event) -> None:
         """Engine listener.  Never raises and never blocks."""
+        if type(event) is CallQueued and event.origin_call_id:  # a callback: same caller as its origin
+            with self._hashes_lock:
+                h = self._caller_hashes.get(event.origin_call_id)
+                if h is not None and event.call_id not in self._caller_hashes:
+                    self._caller_hashes[event.call_id] = h
         self._put(_Item(_EVENT, event))
 
     __call__ = event_emitted
 
     def call_registered(self, call_id: str, caller_hash: str) -> None:
         """Call control's hand-over of the caller's number hash (the engine never sees the number)."""
-        self._put(_Item(_REGISTERED, (str(call_id), str(caller_hash))))
+        call_id, caller_hash = str(call_id), str(caller_hash)
+        with self._hashes_lock:
+            self._caller_hashes[call_id] = caller_hash
+            self._caller_hashes.move_to_end(call_id)
+            while len(self._caller_hashes) > self.max_caller_hashes:
+                self._caller_hashes.popitem(last=False)
+        self._put(_Item(_REGISTERED, (call_id, caller_hash)))
+
+    def caller_hash_of(self, call_id: str) -> str | None:
+        """The caller hash registered for a call still going (None: unknown or its CDR is written).
+
+        The seat service asks this when it offers a call, then looks the caller's
+        recent contacts up with ``queries.recent_contacts``.  Cheap; any thread.
+        """
+        with self._hashes_lock:
+            return self._caller_hashes.get(str(call_id))
+
+    def wrapup_submitted(self, call_id: str, agent_id: str, pool: str, disposition: str, notes: str = "",
+                         ticket: dict | None = None, at: float | None = None) -> bool:
+        """A seat's wrap-up: written off the reactor thread like every event (table ``wrapups``).
+
+        Returns True when the writer took it (it is then written in order, after a
+        database outage if need be, or set aside in records-rejected.jsonl, never lost
+        silently), False when it was refused (writer stopped, buffer full).  Any thread.
+        """
+        if at is None:
+            at = self.clock.seconds() if self.clock is not None else time.time()
+        return self._put(_Item(_WRAPUP, (call_id, agent_id, pool, disposition, notes, dict(ticket or {}), at)))
 
     def audit_logged(self, who: str, what: str, details: dict | None = None, at: float | None = None) -> None:
         if at is None:
             at = self.clock.seconds() if self.clock is not None else time.time()
         self._put(_Item(_AUDIT, (who, what, details, at)))
 
-    def _put(self, item: _Item) -> None:
+    def _put(self, item: _Item) -> bool:
+        """Buffer ``item``; False when it was refused (counted and logged as dropped)."""
         try:
             self.events_in += 1
             if self._closed or self.buffered >= self.max_buffered:
                 self._dropped(1, "writer stopped" if self._closed else f"buffer full ({self.max_buffered} events)", item)
-                return
+                return False
             self._inbox.append(item)
             if not self._wake.is_set():  # the gauge is updated by the writer thread, per batch
                 self._wake.set()
+            return True
         except Exception:  # a listener must not raise into the engine
             self.log.failure("records: could not buffer an event")
+            return False
 
     def _dropped(self, n: int, why: str, item: _Item | None = None) -> None:
         self._drop_count += n
@@ -349,6 +399,8 @@ class RecordsWriter:
                     item.ops = b.call_registered(*item.payload)
                 elif item.kind == _AUDIT:
                     item.ops = b.audit_logged(*item.payload)
+                elif item.kind == _WRAPUP:
+                    item.ops = b.wrapup_submitted(*item.payload)
                 else:
                     item.ops = b.open_intervals()
             except Exception as exc:  # our bug: keep the event for an operator, carry on
@@ -380,13 +432,22 @@ class RecordsWriter:
                     it.db_done = True
                     self._reject(it, f"refused by the database: {_short(one)}")
         self.batches += 1
+        ended = []
         for it in batch:
             if it.file_done and it.db_done:
                 self._pending.popleft()
                 self._n_pending -= 1
                 self.items_written += 1
+                if it.kind == _EVENT and isinstance(it.payload, CallEnded):
+                    ended.append(it.payload.call_id)
+                elif it.kind == _REGISTERED and it.ops:  # registered after its CDR: now updated
+                    ended.append(it.payload[0])
             else:
                 break
+        if ended:  # the CDR (with the hash) is written: caller_hash_of() need not remember it
+            with self._hashes_lock:
+                for call_id in ended:
+                    self._caller_hashes.pop(call_id, None)
         # items are written in order; anything left over (file failure) is retried next round
         if batch and not (batch[-1].file_done and batch[-1].db_done):
             raise OSError("queue_log file not written")

@@ -131,7 +131,7 @@ def test_cli_agents_and_cdr_export(db, tmp_path, clock, capsys, monkeypatch):
         return code, out.out, out.err
 
     code, out, _ = cli("migrate")
-    assert code == 0 and "revision 0001" in out
+    assert code == 0 and "revision 0002" in out
     code, out, _ = cli("agents", "add", "1001", "--pool", "own-12345", "--endpoint", "PJSIP/1001",
                        "--skills", "epidemic=3,medical", "--name", "张三", "--password-stdin", stdin="s3cret-pass\n")
     assert code == 0 and "added agent 1001" in out
@@ -154,6 +154,7 @@ def test_cli_agents_and_cdr_export(db, tmp_path, clock, capsys, monkeypatch):
     w.start()
     run = CallRun(clock, writer=w)
     run.run(5)
+    assert w.wrapup_submitted("call-0", "a1", "own", "resolved", "", {"ticket": "T1"}, clock.seconds())
     w.stop()
     out_file = tmp_path / "cdr.csv"
     code, _, err = cli("cdr", "export", "--from", "2025-11-28", "--to", "2025-11-29T00:00+00:00",
@@ -162,6 +163,7 @@ def test_cli_agents_and_cdr_export(db, tmp_path, clock, capsys, monkeypatch):
     rows = list(csv.DictReader(out_file.open()))
     assert [r["call_id"] for r in rows] == [f"call-{i}" for i in range(5)]
     assert rows[0]["offers"] == "a1@own/t0:answered:2.0s" and rows[0]["outcome"] == "answered"
+    assert [r["disposition"] for r in rows] == ["resolved", "", "", "", ""]
     assert "138" not in "".join(r["caller_hash"] for r in rows)  # never the number itself
     code, _, err = cli("cdr", "export", "--from", "2025-11-29", "--to", "2025-11-30")
     assert code == 0 and "exported 0" in err

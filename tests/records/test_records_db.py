@@ -57,7 +57,7 @@ def file_lines(writer) -> list[str]:
 def test_migrate_creates_the_schema_the_models_describe(db):
     db.migrate()
     db.migrate()  # idempotent
-    assert current_revision(db.url) == "0001"
+    assert current_revision(db.url) == "0002"
     with db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), m.metadata)
     assert diff == [], f"models and migrations differ: {diff}"
