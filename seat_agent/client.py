@@ -304,16 +304,25 @@ class SeatSession:
 class SeatClient(SeatSession):
     """A :class:`SeatSession` over ``wss://``, reconnecting with backoff (ClientService).
 
+    ``url``: one ``wss://`` URL, or a list of them (the ACDs of a failover
+    cluster): a failed connection attempt (refused, TLS or WebSocket handshake
+    failed) moves on to the next URL, round robin, with the usual backoff.
+    ``url`` is the URL in use; ``urls`` all of them.
+
     ``cafile``: PEM of the certificate(s) to trust (a development ACD's
     ``.state/tls/dev-cert.pem``); without it the platform's trust store is used.
     """
 
-    def __init__(self, url: str, agent_id: str, password: str, *, reactor: Any, clock: Any = None,
+    def __init__(self, url: str | list[str], agent_id: str, password: str, *, reactor: Any, clock: Any = None,
                  cafile: str | None = None, trust_root: Any = None, rng: random.Random | None = None,
                  initial_delay: float = 0.5, max_delay: float = 30.0, factor: float = 2.0,
                  ping_interval: float = 15.0):
         super().__init__(agent_id, password, clock=clock or reactor)
-        self.url = url
+        self.urls = [url] if isinstance(url, str) else list(url)
+        if not self.urls:
+            raise ValueError("SeatClient needs at least one URL")
+        self.url_index = 0
+        self.url = self.urls[0]
         self.reactor = reactor
         self.cafile = cafile
         self.trust_root = trust_root
@@ -324,13 +333,20 @@ class SeatClient(SeatSession):
         self._factory = None
         self.protocol = None
 
-    def _endpoint(self):
+    def rotate_url(self) -> None:
+        """Use the next URL for the next connection attempt (no-op with one URL)."""
+        if len(self.urls) > 1:
+            self.url_index = (self.url_index + 1) % len(self.urls)
+            self.url = self.urls[self.url_index]
+
+    def _endpoint(self, url: str | None = None):
         from twisted.internet import ssl
         from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 
-        parts = urlsplit(self.url)
+        url = url or self.url
+        parts = urlsplit(url)
         if parts.scheme not in ("ws", "wss"):
-            raise ValueError(f"{self.url}: expected a wss:// (or ws://) URL")
+            raise ValueError(f"{url}: expected a wss:// (or ws://) URL")
         host = parts.hostname or "localhost"
         port = parts.port or (443 if parts.scheme == "wss" else 80)
         endpoint = HostnameEndpoint(self.reactor, host, port, timeout=10)
@@ -361,7 +377,7 @@ class SeatClient(SeatSession):
         factory.setProtocolOptions(autoPingInterval=self.ping_interval, autoPingTimeout=10.0,
                                    openHandshakeTimeout=10.0, closeHandshakeTimeout=2.0)
         policy = backoffPolicy(self.initial_delay, self.max_delay, self.factor, jitter=self.rng.random)
-        endpoint = _ReportingEndpoint(self._endpoint(), self.unreachable)
+        endpoint = _RotatingEndpoint(self, [self._endpoint(u) for u in self.urls])
         self._service = ClientService(endpoint, factory, retryPolicy=policy, clock=self.clock)
         self._service.startService()
         self.status = f"connecting to {self.url}"
@@ -381,18 +397,25 @@ class SeatClient(SeatSession):
 _TLS_OPTIONS: dict = {}
 
 
-class _ReportingEndpoint:
-    """Wraps the client endpoint to tell the session about each failed attempt."""
+class _RotatingEndpoint:
+    """Connects to the seat's current URL; a failed attempt moves the seat on to the next
+    URL and tells the session (``unreachable``)."""
 
-    def __init__(self, endpoint, on_failure: Callable[[str], None]):
-        self.endpoint, self.on_failure = endpoint, on_failure
+    def __init__(self, seat: SeatClient, endpoints: list):
+        self.seat, self.endpoints = seat, endpoints
 
     def connect(self, factory):
+        seat = self.seat
+        i = seat.url_index % len(self.endpoints)
+        if factory.url != seat.urls[i]:
+            factory.setSessionParameters(url=seat.urls[i])  # Host header and path of this ACD
+
         def failed(f):
-            self.on_failure(f.getErrorMessage())
+            seat.rotate_url()
+            seat.unreachable(f.getErrorMessage())
             return f
 
-        return self.endpoint.connect(factory).addErrback(failed)
+        return self.endpoints[i].connect(factory).addErrback(failed)
 
 
 def _pem_blocks(data: bytes) -> list[bytes]:
@@ -420,7 +443,8 @@ def _protocol_class():
             if seat.protocol is self:
                 seat.protocol = None
                 seat.connection_lost(f"(code {code}: {reason})" if code else "")
-            else:  # TLS or WebSocket handshake never completed
+            else:  # TLS or WebSocket handshake never completed: try the next ACD
+                seat.rotate_url()
                 seat.unreachable(reason or "handshake failed")
 
     return SeatClientProtocol

@@ -133,7 +133,7 @@ class Login(Message):
 
 class Resume(Message):
     TYPE: ClassVar[str] = "resume"
-    token: Annotated[StrictStr, Field(min_length=16, max_length=128)]
+    token: Annotated[StrictStr, Field(min_length=16, max_length=256)]
 
 
 class Ready(AgentAction):

@@ -49,6 +49,7 @@ from .session import (
     StartTimer,
     VerifyLogin,
 )
+from .tokens import TokenSigner
 
 __all__ = ["SeatServer", "SeatProtocol", "SeatFactory", "SEAT_PATH"]
 
@@ -134,6 +135,7 @@ class SeatServer:
         demo_call_control: bool = False,
         server_name: str = "callcenter",
         token_factory: Callable[[], str] | None = None,
+        token_secret: str | bytes | None = None,
         contacts_timeout_s: float = 1.0,
         run_blocking: Callable[..., defer.Deferred] | None = None,
     ):
@@ -147,10 +149,11 @@ class SeatServer:
         self.contacts_timeout_s = contacts_timeout_s
         self._run_blocking = run_blocking or (
             lambda fn, *args: threads.deferToThreadPool(reactor, reactor.getThreadPool(), fn, *args))
-        kw = {"token_factory": token_factory} if token_factory else {}
         self.core = SeatCore(
-            limits, agent_info=engine.agent_info, lookup_contacts=contacts is not None,
-            demo_call_control=demo_call_control, server_name=server_name, **kw,
+            limits, agent_info=engine.agent_info, call_info=getattr(engine, "call_info", lambda call_id: None),
+            ring_timeout_of=self._ring_timeout_of, token_factory=token_factory,
+            token_signer=TokenSigner(token_secret), lookup_contacts=contacts is not None,
+            demo_call_control=demo_call_control, server_name=server_name,
         )
         self.protocols: dict[int, SeatProtocol] = {}
         self._ids = itertools.count(1)
@@ -162,6 +165,22 @@ class SeatServer:
         self._sweep: LoopingCall | None = None
         self._sweep_order: list[int] = []
         self._sweep_index = 0
+
+    def _ring_timeout_of(self, pool: str) -> float:
+        for p in getattr(getattr(self.engine, "config", None), "pools", ()):
+            if p.name == pool:
+                return float(p.ring_timeout_s)
+        return 0.0
+
+    def agents_restored(self) -> int:
+        """Start the grace period of every engine agent without a seat session (call it when
+        this ACD becomes active on a restored engine); returns how many got one."""
+        effects = self.core.agents_restored(list(self.engine.agents()), self.clock.seconds())
+        if effects:
+            log.info("{n} restored agent(s) without a seat session: logged out unless they resume "
+                     "within {grace:g} s", n=len(effects), grace=self.core.limits.grace_s)
+        self._do(effects)
+        return len(effects)
 
     # -- transport side ------------------------------------------------------
     def factory(self, url: str) -> SeatFactory:

@@ -93,6 +93,7 @@ class SeatSubsystem:
             contacts=self.db.contacts if self.db.caller_hash_of else None,
             save_wrapup=(lambda rec: save(**rec)) if save else None,
             demo_call_control=self.demo, server_name=acd.config.acd.name,
+            token_secret=acd.config.acd.seat_token_secret,
         )
         self._port = None
         self.listening: list[tuple[str, str]] = []
@@ -104,6 +105,9 @@ class SeatSubsystem:
         self._port = self.acd.reactor.listenSSL(self.port, factory, self.acd.tls_context_factory(),
                                                 interface=self.host, backlog=1024)
         port = self._port.getHost().port
+        # this subsystem starts only on the active ACD, on the (restored) engine: agents
+        # it already has get the grace period to come back (docs/failover.md)
+        self.server.agents_restored()
         self.listening = [("seat WebSocket", f"wss://{host}:{port}{SEAT_PATH}")]
         if self.demo:
             log.warn("seat demo call control is ON ({env}): a seat's accept answers the call", env=DEMO_ENV)

@@ -28,12 +28,18 @@ Policies (docs/seat-protocol.md):
   re-sends the pending offer and the call in progress; past it the agent is
   logged out of the engine (an offered call goes to the next agent).
 * Each connection has a token bucket on messages; failed logins are counted
-  per agent and per address (token buckets too) and throttled.
+  per agent and per address (token buckets too) and throttled.  Bad resume
+  tokens have their own per-address bucket: they are not failed password
+  logins (after a failover every seat of a site may present one at once).
+* Tokens are HMAC-signed (tokens.py) with a secret the ACDs of a cluster
+  share: a token another ACD issued resumes the session here when the
+  (restored) engine still has the agent and no newer session exists here.
+* Agents the engine has without a seat session (restored after a failover)
+  get the normal grace period (:meth:`SeatCore.agents_restored`).
 """
 
 from __future__ import annotations
 
-import secrets
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +48,7 @@ from typing import Any
 from callcenter.engine import events as ev
 
 from . import schema as s
+from .tokens import TokenSigner
 
 __all__ = [
     "Account",
@@ -87,6 +94,8 @@ class SeatLimits:
     login_failures_per_agent: int = 5  # per login_window_s
     login_failures_per_address: int = 20
     login_window_s: float = 60.0
+    bad_tokens_per_address: int = 100  # per login_window_s; a separate bucket from failed logins
+    token_ttl_s: float = 12 * 3600.0  # a signed token resumes on another ACD until then (one shift)
 
 
 class TokenBucket:
@@ -246,14 +255,20 @@ class SeatCore:
         limits: SeatLimits | None = None,
         *,
         agent_info: Callable[[str], dict | None] = lambda agent_id: None,
-        token_factory: Callable[[], str] = lambda: secrets.token_urlsafe(32),
+        call_info: Callable[[str], dict | None] = lambda call_id: None,
+        ring_timeout_of: Callable[[str], float] = lambda pool: 0.0,
+        token_factory: Callable[[], str] | None = None,
+        token_signer: TokenSigner | None = None,
         lookup_contacts: bool = False,
         demo_call_control: bool = False,
         server_name: str = "callcenter",
     ):
         self.limits = limits or SeatLimits()
         self.agent_info = agent_info
-        self.token_factory = token_factory
+        self.call_info = call_info
+        self.ring_timeout_of = ring_timeout_of
+        self.token_factory = token_factory  # unsigned tokens (tests); default: signed by token_signer
+        self.token_signer = token_signer or TokenSigner(None)
         self.lookup_contacts = lookup_contacts
         self.demo_call_control = demo_call_control
         self.server_name = server_name
@@ -262,6 +277,8 @@ class SeatCore:
         self.tokens: dict[str, str] = {}  # token -> agent id
         self._agent_failures: dict[str, TokenBucket] = {}
         self._address_failures: dict[str, TokenBucket] = {}
+        self._bad_tokens: dict[str, TokenBucket] = {}
+        self._orphans: set[str] = set()  # engine agents without a session, in their grace period
 
     # -- queries ---------------------------------------------------------------
     def session_of(self, agent_id: str) -> dict | None:
@@ -309,11 +326,42 @@ class SeatCore:
     def timer_fired(self, key: tuple, now: float) -> list:
         if key[0] == "grace":
             sess = self.sessions.get(key[1])
+            if sess is None and key[1] in self._orphans:
+                self._orphans.discard(key[1])
+                info = self.agent_info(key[1])
+                if info is None or info.get("state", ev.LOGGED_OUT) == ev.LOGGED_OUT:
+                    return []
+                return [EngineInput("agent_logged_out", (key[1],), {"reason": "grace-expired"})]
             if sess is None or sess.conn is not None:
                 return []
             self._forget(sess)
             return [EngineInput("agent_logged_out", (sess.agent_id,), {"reason": "grace-expired"})]
         return []
+
+    def agents_restored(self, agent_ids: list[str], now: float) -> list:
+        """The engine has these agents (restored after a failover): each one without a
+        seat session here gets the normal grace period to resume or log in."""
+        out: list = []
+        for agent_id in agent_ids:
+            if agent_id in self.sessions or agent_id in self._orphans:
+                continue
+            info = self.agent_info(agent_id)
+            if info is None or info.get("state", ev.LOGGED_OUT) == ev.LOGGED_OUT:
+                continue
+            self._orphans.add(agent_id)
+            out.append(StartTimer(_grace_key(agent_id), self.limits.grace_s))
+        return out
+
+    def _claim_orphan(self, agent_id: str) -> list:
+        if agent_id in self._orphans:
+            self._orphans.discard(agent_id)
+            return [CancelTimer(_grace_key(agent_id))]
+        return []
+
+    def _new_token(self, agent_id: str, now: float) -> str:
+        if self.token_factory is not None:
+            return self.token_factory()
+        return self.token_signer.issue(agent_id, now, self.limits.token_ttl_s)
 
     # -- messages ----------------------------------------------------------------
     def received(self, conn: int, data: bytes | str, now: float) -> list:
@@ -369,6 +417,17 @@ class SeatCore:
             b = self._address_failures[address] = TokenBucket(n / lim.login_window_s, n, now)
         return a, b
 
+    def _bad_token_bucket(self, address: str, now: float) -> TokenBucket:
+        table = self._bad_tokens
+        if len(table) > 10_000:
+            for k in [k for k, b in table.items() if b.full(now)]:
+                del table[k]
+        b = table.get(address)
+        if b is None:
+            n = self.limits.bad_tokens_per_address
+            b = table[address] = TokenBucket(n / self.limits.login_window_s, n, now)
+        return b
+
     def _on_login(self, c: _Conn, msg: s.Login, now: float) -> list:
         if c.agent_id is not None:
             return self._err(c, s.ALREADY_LOGGED_IN, f"this connection is already logged in as {c.agent_id}", msg)
@@ -391,15 +450,15 @@ class SeatCore:
             by_agent.take(now)
             by_address.take(now)
             return [Send(conn, s.error(s.BAD_CREDENTIALS, "unknown agent or wrong password", ref))]
-        out: list = []
+        out: list = self._claim_orphan(agent_id)
         sess = self.sessions.get(agent_id)
         took_over = sess is not None
         if sess is not None:
             out += self._detach_for_takeover(sess)
             del self.tokens[sess.token]
-            sess.token = self.token_factory()
+            sess.token = self._new_token(agent_id, now)
         else:
-            sess = _Session(agent_id, account.pool, self.token_factory(), None)
+            sess = _Session(agent_id, account.pool, self._new_token(agent_id, now), None)
             self.sessions[agent_id] = sess
         self.tokens[sess.token] = agent_id
         sess.conn, sess.detached_at = conn, None
@@ -409,12 +468,7 @@ class SeatCore:
             # the engine already has this agent (failover restore, or a session
             # whose grace timer just ran out here): adopt its state
             took_over = True
-            sess.pool = info.get("pool", sess.pool)
-            sess.state, sess.reason = info["state"], info.get("reason", "") or ""
-            sess.since = now - float(info.get("since_s", 0.0) or 0.0)
-            if info.get("call_id") and sess.state in (ev.ON_CALL, ev.WRAPUP):
-                sess.call_id, sess.call_phase = info["call_id"], sess.state
-                sess.recent_calls.append(info["call_id"])
+            self._adopt(sess, info, now)
         out.append(Send(conn, s.LoginOk(
             ref=ref, agent_id=agent_id, pool=sess.pool, token=sess.token,
             state=sess.state if took_over else ev.NOT_READY, reason=sess.reason if took_over else "",
@@ -429,6 +483,45 @@ class SeatCore:
                 conn=conn, ref=ref,
             ))
         return out
+
+    def _adopt(self, sess: _Session, info: dict, now: float) -> None:
+        """Take the engine's view of an agent this core has no session history for."""
+        sess.pool = info.get("pool", sess.pool)
+        sess.state, sess.reason = info["state"], info.get("reason", "") or ""
+        sess.since = now - float(info.get("since_s", 0.0) or 0.0)
+        call_id = info.get("call_id")
+        if call_id and sess.state in (ev.ON_CALL, ev.WRAPUP):
+            sess.call_id, sess.call_phase = call_id, sess.state
+            sess.recent_calls.append(call_id)
+        elif call_id and sess.state == ev.OFFERED:
+            call = self.call_info(call_id)
+            if call is not None and call.get("agent_id") == sess.agent_id:
+                sess.offer = s.Offer(
+                    call_id=call_id, queue=call["queue"], category=call["category"], priority=call["priority"],
+                    caller=call.get("caller_masked", ""), waited_s=round(float(call.get("waited_s", 0.0)), 3),
+                    choices=list(call.get("choices") or []), contacts=[] if not self.lookup_contacts else None,
+                    ring_timeout_s=float(self.ring_timeout_of(sess.pool)), offered_at=sess.since,
+                    pool=sess.pool, tier=int(call.get("tier", 0) or 0), callback=bool(call.get("callback")),
+                )
+                sess.offer_waiting_context = False
+
+    def _resume_signed(self, token: str, now: float) -> _Session | None:
+        """A session for a signed token issued by any ACD of the cluster, or None.
+
+        Only when this core has no session for the agent (a local session has its
+        own, newer token) and the engine still has the agent (restored after a
+        failover): an agent logged out since, or unknown, needs a password."""
+        claims = self.token_signer.verify(token, now)
+        if claims is None or claims.agent_id in self.sessions:
+            return None
+        info = self.agent_info(claims.agent_id)
+        if info is None or info.get("state", ev.LOGGED_OUT) == ev.LOGGED_OUT or info.get("logout_pending"):
+            return None  # (logout pending: its grace period already ran out here)
+        sess = _Session(claims.agent_id, info.get("pool", ""), token, None)
+        self._adopt(sess, info, now)
+        self.sessions[sess.agent_id] = sess
+        self.tokens[token] = sess.agent_id
+        return sess
 
     def _detach_for_takeover(self, sess: _Session) -> list:
         out: list = [CancelTimer(_grace_key(sess.agent_id))] if sess.conn is None else []
@@ -453,11 +546,13 @@ class SeatCore:
         agent_id = self.tokens.get(msg.token)
         sess = self.sessions.get(agent_id) if agent_id else None
         if sess is None:
-            _, by_address = self._failure_buckets("", c.address, now)
-            if not by_address.take(now):
+            sess = self._resume_signed(msg.token, now)
+        if sess is None:
+            # not a failed password login: its own bucket (see the module docstring)
+            if not self._bad_token_bucket(c.address, now).take(now):
                 return [Close(c.id, CLOSE_POLICY, "too many bad tokens")]
             return self._err(c, s.BAD_TOKEN, "no such session (expired or logged out); log in again", msg)
-        out = self._detach_for_takeover(sess)
+        out = self._claim_orphan(sess.agent_id) + self._detach_for_takeover(sess)
         sess.conn, sess.detached_at = c.id, None
         c.agent_id = sess.agent_id
         call = s.CallView(call_id=sess.call_id, phase=sess.call_phase) if sess.call_id and sess.call_phase else None

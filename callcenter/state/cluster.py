@@ -72,6 +72,7 @@ def drill_config(
             "tls": tls or {},
             "listen": {"host": "127.0.0.1", **ports},
             "caller_hash_key": "drill-caller-hash-key",
+            "seat_token_secret": "drill-seat-token-secret",  # shared: seats resume on the survivor
             "admin_tokens": [
                 {"name": "drill", "role": "admin", "token_sha256": hashlib.sha256(ADMIN_TOKEN.encode()).hexdigest()}
             ],

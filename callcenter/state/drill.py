@@ -99,51 +99,23 @@ def _asterisk_call_class():
     return AsteriskFastAgiCall
 
 
-class _RotatingEndpoint:
-    """Connect to the first address; after a failure, try the next (round robin)."""
-
-    def __init__(self, endpoints: list):
-        self.endpoints = endpoints
-        self.index = 0
-
-    def connect(self, factory):
-        d = self.endpoints[self.index % len(self.endpoints)].connect(factory)
-
-        def failed(f):
-            self.index += 1
-            return f
-
-        d.addErrback(failed)
-        return d
-
-
-def _robot_seat_class():
+def _robot_seat(urls: list[str], agent_id: str, password: str, **kw):
+    """A robot agent: the real seat client over every ACD address (it moves on to the next
+    when one fails), counting its logins/resumes; the drill keeps it ready."""
     from seat_agent.client import SeatClient
 
-    class RobotSeat(SeatClient):
-        """A robot agent: the real seat client, reconnecting to the next ACD address when
-        one fails (the library takes one URL; the rotation is done here), staying ready."""
+    seat = SeatClient(urls, agent_id, password, **kw)
+    seat.logins = 0
+    seat.last_login_at = 0.0
 
-        def __init__(self, urls: list[str], *args, **kw):
-            super().__init__(urls[0], *args, **kw)
-            self.urls = urls
-            self.logins = 0
-            self.add_listener(self._heard)
+    def heard(kind, msg) -> None:
+        if kind in ("login_ok", "resumed"):
+            seat.logins += 1
+            seat.last_login_at = seat.clock.seconds()
+            seat.last_login_kind = kind
 
-        def _endpoint(self):
-            endpoints = []
-            for url in self.urls:
-                self.url = url
-                endpoints.append(SeatClient._endpoint(self))
-            self.url = self.urls[0]
-            return _RotatingEndpoint(endpoints)
-
-        def _heard(self, kind, msg) -> None:
-            if kind in ("login_ok", "resumed"):
-                self.logins += 1
-                self.last_login_at = self.clock.seconds()
-
-    return RobotSeat
+    seat.add_listener(heard)
+    return seat
 
 
 def agent_endpoint(i: int) -> str:
@@ -316,9 +288,8 @@ class _Drill:
     @defer.inlineCallbacks
     def start_robots(self):
         opts = self.opts
-        cls = _robot_seat_class()
         self.robots = [
-            cls(
+            _robot_seat(
                 opts.seat_urls,
                 f"robot-{i}",
                 opts.seat_password,
@@ -391,6 +362,11 @@ class _Drill:
                     round(r.last_login_at - self.stats.kill_at, 3)
                     for r in self.robots
                     if getattr(r, "last_login_at", 0) > self.stats.kill_at
+                )
+                # seats back by resuming their session (signed token) rather than a password login
+                summary["seat_resumed_after_kill"] = sum(
+                    1 for r in self.robots
+                    if r.last_login_at > self.stats.kill_at and getattr(r, "last_login_kind", "") == "resumed"
                 )
             summary["seats_back_after_kill_s"] = (
                 None if self.stats.seats_back_after_kill is None else round(self.stats.seats_back_after_kill, 3)

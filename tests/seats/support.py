@@ -77,12 +77,18 @@ class SeatWorld:
     """An engine, a seat server listening on wss://127.0.0.1:<port>/seat, and clients."""
 
     def __init__(self, tmp: Path, *, limits: SeatLimits | None = None, demo: bool = False, kb: bool = False,
-                 contacts=None):
+                 contacts=None, token_secret: str | None = None, snapshot: dict | None = None,
+                 now: float = 1_800_000_000, port: int = 0, tls_dir: Path | None = None):
+        """``snapshot``: start from ``Engine.restore`` of it (a failover's new active ACD)."""
         self.tmp = tmp
         tmp.mkdir(parents=True, exist_ok=True)
         self.clock = Clock()
-        self.clock.advance(1_800_000_000)
-        self.engine = Engine(seat_config(), self.clock)
+        self.clock.advance(now)
+        self.killed = False
+        if snapshot is not None:
+            self.engine = Engine.restore(seat_config(), self.clock, snapshot)
+        else:
+            self.engine = Engine(seat_config(), self.clock)
         self.events: list = []
         self.engine.subscribe(self.events.append)
         self.wrapups: list[dict] = []
@@ -90,30 +96,40 @@ class SeatWorld:
         self.server = SeatServer(
             self.engine, reactor=reactor, clock=self.clock, accounts=accounts(), kb=self.kb,
             contacts=contacts, save_wrapup=lambda rec: self.wrapups.append(rec) or True,
-            limits=limits or SeatLimits(), demo_call_control=demo,
+            limits=limits or SeatLimits(), demo_call_control=demo, token_secret=token_secret,
         )
-        files = dev_certificate(tmp / "tls")
+        files = dev_certificate(tls_dir or tmp / "tls")  # (ACDs of one cluster share a certificate)
         self.cafile = str(files.cert)
-        self.port = reactor.listenSSL(0, self.server.factory("wss://127.0.0.1/seat"),
+        self.port = reactor.listenSSL(port, self.server.factory("wss://127.0.0.1/seat"),
                                       server_context_factory(files.cert, files.key), interface="127.0.0.1")
         self.url = f"wss://127.0.0.1:{self.port.getHost().port}{SEAT_PATH}"
         self.clients: list[SeatClient] = []
 
-    def client(self, agent_id: str, password: str | None = None, **kw) -> SeatClient:
-        c = SeatClient(self.url, agent_id, PASSWORDS.get(agent_id, "x") if password is None else password,
+    def client(self, agent_id: str, password: str | None = None, *, urls: list[str] | None = None,
+               token: str | None = None, **kw) -> SeatClient:
+        c = SeatClient(urls or self.url, agent_id, PASSWORDS.get(agent_id, "x") if password is None else password,
                        reactor=reactor, cafile=self.cafile, initial_delay=0.05, max_delay=0.2, **kw)
         c.received: list = []
         c.add_listener(lambda kind, msg: c.received.append((kind, msg)))
         self.clients.append(c)
+        c.token = token  # resume with it on the first connection
         c.start()
         return c
+
+    @defer.inlineCallbacks
+    def kill(self):
+        """This ACD dies: its listener and every connection go (clients keep running)."""
+        self.killed = True
+        yield self.server.stop()
+        yield self.port.stopListening()
 
     @defer.inlineCallbacks
     def close(self):
         for c in self.clients:
             yield c.stop()
-        yield self.server.stop()
-        yield self.port.stopListening()
+        if not self.killed:
+            yield self.server.stop()
+            yield self.port.stopListening()
         if self.kb is not None:
             self.kb.close()
         # let the last TLS connections finish closing
@@ -133,7 +149,7 @@ def until(predicate, timeout: float = 5.0, what: str = ""):
     deadline = reactor.seconds() + timeout
     while not predicate():
         if reactor.seconds() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
+            raise AssertionError(f"timed out after {timeout} s waiting for {(what() if callable(what) else what) or predicate}")
         yield deferLater(reactor, 0.01, lambda: None)
 
 
