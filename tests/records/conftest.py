@@ -150,3 +150,32 @@ def clock():
     c = Clock()
     c.advance(1_764_300_000)  # 2025-11-28: engine times are epoch seconds on the real reactor
     return c
+
+
+@pytest.fixture
+def make_writer(migrated_db, tmp_path, metrics):
+    """A started RecordsWriter on the migrated database, fast retries; stopped afterwards."""
+    from records_helpers import LogCapture, small_config
+
+    from callcenter.records.queue_log import queues_by_pool
+    from callcenter.records.writer import RecordsWriter
+
+    made = []
+
+    def make(**kw):
+        capture = LogCapture()
+        kw.setdefault("retry_initial_s", 0.02)
+        kw.setdefault("retry_max_s", 0.2)
+        kw.setdefault("linger_s", 0.0)
+        w = RecordsWriter(migrated_db.url, engine=migrated_db.writer_engine(), state_dir=tmp_path / "state",
+                          queues_by_pool=queues_by_pool(small_config()), log=capture.log,
+                          **metrics.writer_kwargs(), **kw)
+        w.capture = capture
+        w.start()
+        made.append(w)
+        return w
+
+    yield make
+    for w in made:
+        w.stop(timeout=30)
+        w._engine.dispose()

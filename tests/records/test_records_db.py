@@ -6,10 +6,9 @@ import json
 import threading
 from datetime import timedelta
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from records_helpers import HASH_KEY, CallRun, LogCapture, small_config, wait_for
+from records_helpers import HASH_KEY, CallRun, wait_for
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -18,31 +17,7 @@ from callcenter.masking import caller_hash
 from callcenter.records import models as m
 from callcenter.records.db import current_revision, utc
 from callcenter.records.queries import audit_entries, recent_contacts
-from callcenter.records.queue_log import parse_line, queues_by_pool
-from callcenter.records.writer import RecordsWriter
-
-
-@pytest.fixture
-def make_writer(migrated_db, tmp_path, metrics):
-    made = []
-
-    def make(**kw):
-        capture = LogCapture()
-        kw.setdefault("retry_initial_s", 0.02)
-        kw.setdefault("retry_max_s", 0.2)
-        kw.setdefault("linger_s", 0.0)
-        w = RecordsWriter(migrated_db.url, engine=migrated_db.writer_engine(), state_dir=tmp_path / "state",
-                          queues_by_pool=queues_by_pool(small_config()), log=capture.log,
-                          **metrics.writer_kwargs(), **kw)
-        w.capture = capture
-        w.start()
-        made.append(w)
-        return w
-
-    yield make
-    for w in made:
-        w.stop(timeout=30)
-        w._engine.dispose()
+from callcenter.records.queue_log import parse_line
 
 
 def count(db, model) -> int:

@@ -8,8 +8,7 @@ import csv
 import io
 from datetime import datetime
 
-import pytest
-from records_helpers import HASH_KEY, CallRun, LogCapture, small_config
+from records_helpers import HASH_KEY, CallRun
 from sqlalchemy import inspect, select, text
 from sqlalchemy.orm import Session
 from twisted.internet.task import Clock
@@ -21,31 +20,6 @@ from callcenter.masking import caller_hash
 from callcenter.records import models as m
 from callcenter.records.db import current_revision, migrate, utc
 from callcenter.records.queries import cdr_rows, wrapups_of, write_csv
-from callcenter.records.queue_log import queues_by_pool
-from callcenter.records.writer import RecordsWriter
-
-
-@pytest.fixture
-def make_writer(migrated_db, tmp_path, metrics):
-    made = []
-
-    def make(**kw):
-        capture = LogCapture()
-        kw.setdefault("linger_s", 0.0)
-        kw.setdefault("retry_initial_s", 0.02)
-        kw.setdefault("retry_max_s", 0.2)
-        w = RecordsWriter(migrated_db.url, engine=migrated_db.writer_engine(), state_dir=tmp_path / "state",
-                          queues_by_pool=queues_by_pool(small_config()), log=capture.log,
-                          **metrics.writer_kwargs(), **kw)
-        w.capture = capture
-        w.start()
-        made.append(w)
-        return w
-
-    yield make
-    for w in made:
-        w.stop(timeout=30)
-        w._engine.dispose()
 
 
 def test_caller_hash_is_known_while_the_call_goes_on_and_forgotten_once_its_cdr_is_written(
