@@ -73,6 +73,7 @@ class Acd(_Model):
     lease_ttl_s: PosFloat = 3.0
     max_calls: PosInt = 5000
     max_setups_per_s: PosFloat = 400.0
+    seat_demo_call_control: bool = False  # demos and load tests without Asterisk: a seat's accept answers
     callfile_dir: str | None = None  # Asterisk's outgoing spool, for callbacks; None: callbacks not placed
     seat_token_secret: Annotated[str, Field(min_length=16)] | None = None  # HMAC key of seat tokens, shared by the cluster; None: per process
 
@@ -175,6 +176,7 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "CALLCENTER_CALLER_HASH_KEY": ("acd", "caller_hash_key"),
     "CALLCENTER_STATE_DIR": ("acd", "state_dir"),
     "CALLCENTER_CALLFILE_DIR": ("acd", "callfile_dir"),
+    "CALLCENTER_SEAT_DEMO": ("acd", "seat_demo_call_control"),
     "CALLCENTER_AGI_RELAY_PORT": ("acd", "listen", "agi_relay_port"),
     "CALLCENTER_SEAT_TOKEN_SECRET": ("acd", "seat_token_secret"),
 }

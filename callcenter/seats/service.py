@@ -6,14 +6,13 @@ records database (callcenter.records: ``accounts.verify_login_blocking``,
 thread.  Wrap-ups go to the records writer when it takes them
 (``wrapup_submitted``), else they are logged.
 
-``CALLCENTER_SEAT_DEMO=1`` switches on *demo call control* for demos and load
-tests without Asterisk: a seat's ``accept`` counts as the agent's phone
+``acd.seat_demo_call_control`` (env ``CALLCENTER_SEAT_DEMO=1``) switches on *demo
+call control* for demos and load tests without Asterisk: a seat's ``accept`` counts as the agent's phone
 answering and the seat may ``hangup`` (docs/seat-protocol.md).
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from twisted.internet import defer
@@ -22,9 +21,8 @@ from twisted.logger import Logger
 from .server import SEAT_PATH, SeatServer
 from .session import Account
 
-__all__ = ["SeatSubsystem", "make_subsystem", "DEMO_ENV"]
+__all__ = ["SeatSubsystem", "make_subsystem"]
 
-DEMO_ENV = "CALLCENTER_SEAT_DEMO"
 log = Logger(namespace="callcenter.seats")
 
 
@@ -84,7 +82,7 @@ class SeatSubsystem:
         self.acd = acd
         listen = acd.config.acd.listen
         self.host, self.port = listen.host, listen.seat_port
-        self.demo = os.environ.get(DEMO_ENV, "") not in ("", "0", "no", "false")
+        self.demo = acd.config.acd.seat_demo_call_control
         records = getattr(acd, "records", None)
         self.db = _RecordsDb(acd.database_url, getattr(records, "caller_hash_of", None))
         save = getattr(records, "wrapup_submitted", None)
@@ -110,7 +108,7 @@ class SeatSubsystem:
         self.server.agents_restored()
         self.listening = [("seat WebSocket", f"wss://{host}:{port}{SEAT_PATH}")]
         if self.demo:
-            log.warn("seat demo call control is ON ({env}): a seat's accept answers the call", env=DEMO_ENV)
+            log.warn("seat demo call control is ON (acd.seat_demo_call_control): a seat's accept answers the call")
 
     def stop(self):
         port, self._port = self._port, None
