@@ -12,18 +12,51 @@ import json
 from collections.abc import Callable
 
 from twisted.web.resource import Resource
-from twisted.web.server import Site
+from twisted.web.server import Request, Site
 
 __all__ = ["AdminSite", "HealthResource", "make_http_root"]
 
 # Polled by load balancers and Prometheus every few seconds: no access-log line.
 _QUIET_PATHS = frozenset({b"/healthz", b"/metrics"})
 
+# No admin or lender request needs more; the API answers 413 above its own, smaller limit.
+MAX_BODY_BYTES = 1 << 20
+
+
+class CappedRequest(Request):
+    """A request whose body may not exceed :data:`MAX_BODY_BYTES`.
+
+    twisted.web buffers a whole body before any resource sees it, so the cap
+    must sit here: a larger declared length, or more chunked data than that,
+    closes the connection before it is read (a hostile client costs nothing).
+    """
+
+    def gotLength(self, length):
+        if length is not None and length > MAX_BODY_BYTES:
+            self._refuse()
+            return
+        self._body_seen = 0
+        super().gotLength(length)
+
+    def handleContentChunk(self, data):
+        self._body_seen = getattr(self, "_body_seen", 0) + len(data)
+        if self._body_seen > MAX_BODY_BYTES:
+            self._refuse()
+            return
+        if self.content is not None:
+            super().handleContentChunk(data)
+
+    def _refuse(self) -> None:
+        self.content = None
+        if self.channel is not None and self.channel.transport is not None:
+            self.channel.transport.abortConnection()
+
 
 class AdminSite(Site):
     """The admin HTTP site; access-logs every request except health checks and scrapes."""
 
     noisy = False
+    requestFactory = CappedRequest
 
     def log(self, request) -> None:
         if request.path in _QUIET_PATHS and request.code in (200, 503):

@@ -211,3 +211,19 @@ def test_forced_logout_sends_the_offered_call_to_the_next_agent(acd):
     assert acd.http("POST", "/api/v1/agents/o1/logout", token=SUPERVISOR).status == 404
     acd.engine("caller_hung_up", "c1")
     acd.engine("agent_logged_out", "o2")
+
+
+def test_an_oversized_body_is_cut_off_before_it_is_read(acd):
+    """The admin port refuses a declared body over 1 MiB: the connection closes at the headers."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", acd.port), timeout=5) as s:
+        s.sendall(b"POST /api/v1/lenders/lender-12333/home-load HTTP/1.1\r\nHost: x\r\n"
+                  b"Authorization: Bearer " + ADMIN.encode() + b"\r\n"
+                  b"Content-Type: application/json\r\nContent-Length: 50000000\r\n\r\n" + b" " * 65536)
+        s.settimeout(5)
+        try:
+            assert s.recv(65536) == b""  # closed, no reply, nothing buffered
+        except ConnectionResetError:
+            pass  # aborted: equally closed
+    assert acd.http("GET", "/api/v1/status", token=ADMIN).status == 200  # and the ACD carries on
