@@ -47,6 +47,8 @@ class AdminClient:
 
     def __init__(self, url: str, token: str | None, timeout: float = TIMEOUT_S):
         self.url = url.rstrip("/")
+        if not self.url.endswith("/api/v1"):  # the admin port's address is enough
+            self.url += "/api/v1"
         self.token = token
         self.timeout = timeout
 

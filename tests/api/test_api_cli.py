@@ -70,3 +70,10 @@ def test_unreachable_api_is_one_clear_line(capsys, free_port):
 @pytest.mark.parametrize("argv", [["emergency", "q", "off", "plan"]])
 def test_bad_arguments_exit_2(capsys, argv):
     assert run(capsys, *argv)[0] == 2
+
+
+def test_the_admin_port_address_is_enough_for_the_cli():
+    from callcenter.api.cli import AdminClient
+
+    for url in ("http://127.0.0.1:8080", "http://127.0.0.1:8080/", "http://127.0.0.1:8080/api/v1/"):
+        assert AdminClient(url, None).url == "http://127.0.0.1:8080/api/v1"
