@@ -31,12 +31,13 @@ def mask_number(number: str | None) -> str:
 
 # 7-15 digits, but not an Asterisk unique id ("1795869867.4": epoch seconds, a dot, a sequence),
 # which names a call, not a person, and must stay readable to follow a call through the logs.
-_LONG_NUMBER = re.compile(r"(?<!\d)(\+?\d{7,15})(?!\d|\.\d)")
+# A hex literal (an object's address, "0x7f8310950") is matched first and kept whole.
+_LONG_NUMBER = re.compile(r"0x[0-9a-fA-F]+|(?<!\d)(\+?\d{7,15})(?!\d|\.\d)")
 
 
 def mask_text(text: str) -> str:
     """Mask every phone-number-like run of 7-15 digits in free text (log lines)."""
-    return _LONG_NUMBER.sub(lambda m: mask_number(m.group(1)), text)
+    return _LONG_NUMBER.sub(lambda m: m.group(0) if m.group(1) is None else mask_number(m.group(1)), text)
 
 
 def caller_hash(number: str, key: bytes | str) -> str:

@@ -28,6 +28,7 @@ def test_mask_text_masks_every_number_like_run():
 def test_mask_text_keeps_asterisk_unique_ids_readable():
     text = "call 1795869867.4 from 13812345678. next"
     assert mask_text(text) == "call 1795869867.4 from 138****5678. next"
+    assert mask_text("<Factory object at 0x7f8310950> 13812345678") == "<Factory object at 0x7f8310950> 138****5678"
 
 
 def _log_through(as_json: bool, emit) -> str:
