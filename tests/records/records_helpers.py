@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 from twisted.logger import Logger, LogLevel, formatEvent
 
 from callcenter.config import parse_config
 from callcenter.engine import Engine
 from callcenter.engine import events as ev
 from callcenter.masking import caller_hash
+from callcenter.testing.polling import wait_until
 
 HASH_KEY = "test-key"
 
@@ -98,11 +97,4 @@ class CallRun:
 
 def wait_for(predicate, timeout: float = 20.0, what: str = "condition"):
     """Poll ``predicate`` until true or fail after ``timeout`` (for the writer's own thread)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.01)
+    return wait_until(predicate, timeout, what, interval=0.01)
