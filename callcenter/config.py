@@ -111,7 +111,7 @@ class EmergencyPlan(_Model):
     tiers: list[TierRule] | None = None
     callback_beyond_position: PosInt | None = None
     announce_every_s: PosFloat | None = None
-    announcement: str | None = None
+    announcement: Annotated[str, Field(pattern=r"^[A-Za-z0-9_./-]{1,120}$")] | None = None  # a sound file
 
 
 class Callback(_Model):

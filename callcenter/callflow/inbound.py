@@ -105,7 +105,7 @@ class InboundCall(FlowBase):
         self.moh_on = False
         self.playlist: deque[tuple] = deque()
         self.offer: CallOffered | None = None
-        self.announce: tuple[int, float] | None = None
+        self.announce: PositionAnnounced | None = None
         self.choice: str | None = None
         self.fallback_decided = False
         self.callback_chosen = False
@@ -130,7 +130,7 @@ class InboundCall(FlowBase):
             self.call_live = True
             return self._interrupt()
         if isinstance(ev, PositionAnnounced):
-            self.announce = (ev.position, ev.ewt_s)
+            self.announce = ev
             return []
         if isinstance(ev, CallAnswered):
             if ev.agent_id == self.dial_agent:
@@ -364,11 +364,13 @@ class InboundCall(FlowBase):
         if self.playlist:
             return self._play_next()
         if self.announce is not None:
-            pos, ewt = self.announce
-            self.announce = None
+            ann, self.announce = self.announce, None
+            pos, ewt = ann.position, ann.ewt_s
             if self.moh_on:
                 self.playlist.append(("moh", "EXEC", "StopMusicOnHold"))
                 self.moh_on = False
+            if ann.announcement:  # the emergency plan's message comes first
+                self.playlist.append(("prompt", "STREAM FILE", ann.announcement, "12"))
             self.playlist.extend([
                 ("prompt", "STREAM FILE", self.opts.position_prompt, "12"),
                 ("say", "SAY NUMBER", max(1, pos), "12"),
@@ -379,6 +381,8 @@ class InboundCall(FlowBase):
                     ("say", "SAY NUMBER", max(1, int((ewt + 59) // 60)), "12"),
                     ("prompt", "STREAM FILE", self.opts.minutes_prompt, "12"),
                 ])
+            if ann.callback_offered and self.opts.callback_offer:
+                self.playlist.append(("prompt", "STREAM FILE", self.opts.callback_prompt, "12"))
             return self._play_next()
         if not self.moh_on:
             return [self._send("moh", "EXEC", "StartMusicOnHold", self.opts.moh)]

@@ -42,6 +42,7 @@ class FlowOptions:
     position_prompt: str = "cc-your-position"
     wait_prompt: str = "cc-expected-wait"
     minutes_prompt: str = "cc-minutes"
+    callback_prompt: str = "cc-press-2-for-callback"  # played after the position when callback is offered
     wait_ms: int = 2000  # one hold-loop WAIT FOR DIGIT; engine decisions cut it short
     callback_offer: bool = True
     store_number: bool = False  # keep the raw number in AstDB for a later callback

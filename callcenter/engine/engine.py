@@ -1265,7 +1265,8 @@ class Engine:
         qs = self._queues[c.queue]
         pos = self._position(c)
         self._emit(PositionAnnounced(self.clock.seconds(), c.id, c.queue, pos, self._ewt_for(c, pos),
-                                     callback_offered=routing.callback_offered(qs.cfg, qs.plan, pos)))
+                                     callback_offered=routing.callback_offered(qs.cfg, qs.plan, pos),
+                                     announcement=qs.plan.announcement if qs.plan is not None else None))
         c.timers["announce"] = self._call_later(routing.announce_every(qs.cfg, qs.plan), self._announce_due, c.id)
 
     def _max_wait_reached(self, call_id: str) -> None:

@@ -92,6 +92,7 @@ class PositionAnnounced(Event):
     position: int
     ewt_s: float
     callback_offered: bool = False
+    announcement: str | None = None  # the emergency plan's sound file, played before the position
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,7 +44,8 @@ def agi_config(**acd):
                 {"name": "remote", "kind": "remote", "tier": 1, "wrapup_s": 0.3, "ring_timeout_s": 3},
             ],
             "queues": [{"name": "hotline-12345", "pools": ["own", "remote"], "tiers": [{"tier": 1, "after_s": 0}],
-                        "announce_every_s": 0.4, "max_wait_s": 60, "aht_s": 60}],
+                        "announce_every_s": 0.4, "max_wait_s": 60, "aht_s": 60,
+                        "emergency_plans": {"surge": {"announcement": "cc-emergency-notice"}}}],
         },
         env={},
     )

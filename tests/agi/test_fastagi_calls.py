@@ -154,6 +154,20 @@ class FastAgiCallTest(unittest.TestCase):
         self.assertEqual(self.world.outcome(uid), "abandoned")
 
     @defer.inlineCallbacks
+    def test_emergency_announcement_and_callback_offer_are_played(self):
+        ch, done, uid = fastagi_call(self.world)
+        self.engine.emergency_set("hotline-12345", "surge", by="test")
+        yield until(lambda: "STREAM FILE cc-emergency-notice 12" in ch.record.commands, what="the plan's notice")
+        yield until(lambda: "STREAM FILE cc-press-2-for-callback 12" in ch.record.commands, what="option 2")
+        cmds = ch.record.commands
+        notice = cmds.index("STREAM FILE cc-emergency-notice 12")
+        self.assertTrue(cmds[notice + 1].startswith("STREAM FILE cc-your-position"))
+        self.assertGreater(cmds.index("STREAM FILE cc-press-2-for-callback 12"), notice)
+        ch.hang_up()
+        yield done
+        self.assertEqual(self.world.outcome(uid), "abandoned")
+
+    @defer.inlineCallbacks
     def test_max_wait_runs_dialplan_fallback_with_apology(self):
         self.world.sub.stop()
         cfg = self.world.config.model_copy(update={"queues": [self.world.config.queues[0].model_copy(
