@@ -66,39 +66,6 @@ class DrillOptions:
     seat_cafile: str | None = None
 
 
-def _asterisk_call_class():
-    from callcenter.testing.agi_peer import FastAgiCall
-
-    class AsteriskFastAgiCall(FastAgiCall):
-        """FastAgiCall, plus what Asterisk does when the FastAGI server dies during ``EXEC Dial``.
-
-        res_agi runs an EXEC'd application to its end (pbx_exec): unlike STREAM
-        FILE or WAIT FOR DIGIT, which watch the AGI socket and abort at once
-        (transcript 08c2), Dial waits on the channels only.  So the agent keeps
-        ringing, or the bridged conversation goes on, and AGI() returns only
-        when Dial does (the reply cannot be written).  The harness ends the
-        Dial with the link instead; for a failover drill that would tear down
-        every conversation in progress, so the drill plays it as Asterisk does.
-        """
-
-        def _lost(self) -> None:
-            ch = self.channel
-            run = ch._running
-            if run is not None and run[0] == "dial" and not ch.dead:
-                self.closed_by_server = True
-
-                def dial_returned(_reply: str) -> None:
-                    ch.write = None
-                    if not self.done.called:
-                        self.done.callback(ch.program_ended())
-
-                ch.write = dial_returned
-                return
-            super()._lost()
-
-    return AsteriskFastAgiCall
-
-
 def _robot_seat(urls: list[str], agent_id: str, password: str, **kw):
     """A robot agent: the real seat client over every ACD address (it moves on to the next
     when one fails), counting its logins/resumes; the drill keeps it ready."""
@@ -187,9 +154,10 @@ class _Drill:
 
     @defer.inlineCallbacks
     def caller(self, n: int):
-        from callcenter.testing.agi_peer import FakeChannel, environment
+        # the peer harness already plays what Asterisk does when the FastAGI server dies during
+        # EXEC Dial: the Dial runs to its end and only then does AGI() return
+        from callcenter.testing.agi_peer import FakeChannel, FastAgiCall, environment
 
-        FastAgiCall = _asterisk_call_class()
         opts = self.opts
         uid = f"{opts.uid_base + n}.{n % 1000}"
         state = {"acd": self.preferred, "answered_at": None}
