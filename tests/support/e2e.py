@@ -1,0 +1,525 @@
+"""The end-to-end world: a real Asterisk running the project's dialplan, a real ACD
+(``callcenter serve``), real robot seats (``seat-agent robot``), callers and agents as Local channels.
+
+Used by tests/e2e and benchmarks/asterisk.py.  Nothing here is a fake: the only things the
+tests own are the two ends of each call, the caller's phone and the agent's phone, written
+as dialplan (contexts ``[e2e-caller]`` and ``[e2e-agents]`` below):
+
+* a caller is ``Originate(Local/12345@cc-inbound/n)`` over AMI; the ``;2`` half runs the
+  project's ``[cc-inbound]`` exactly as a trunk call would, the ``;1`` half is the phone:
+  once answered it runs ``[e2e-caller]`` (hang up after ``E2E_HANGUP_AFTER`` s, press
+  ``E2E_DTMF`` after ``E2E_DTMF_AFTER`` s);
+* an agent's endpoint is ``Local/<agent>@e2e-agents``; what the phone does is read from
+  AstDB ``e2e-agent/<agent>`` (``answer:<ring s>:<talk s>``, ``noanswer``, ``busy``,
+  ``unreachable``), set over AMI before the call.
+
+:func:`reconcile` compares Asterisk's own CDRs (cdr_csv Master.csv) with the ACD's (SQL).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC
+from pathlib import Path
+
+import yaml
+
+from callcenter.masking import mask_number
+from callcenter.ports import free_port
+from callcenter.testing.polling import wait_until
+
+from .asterisk import Asterisk, CdrRow
+
+REPO = Path(__file__).resolve().parent.parent.parent
+PASSWORD = "e2e-pass"
+ADMIN_TOKEN = "dev-admin-token"  # deploy/callcenter.yaml's dev token (token_sha256 there)
+
+E2E_DIALPLAN = r"""
+; ---- test-only contexts (tests/support/e2e.py); the project's dialplan is unchanged
+[e2e-caller]
+; the caller's phone: the ;1 half of Local/12345@cc-inbound/n, run once cc-inbound answered
+exten => s,1,NoOp(caller phone)
+ same => n,GotoIf($["${E2E_DTMF}" = ""]?talk)
+ same => n,Wait(${E2E_DTMF_AFTER})
+ same => n,SendDTMF(${E2E_DTMF})
+ same => n(talk),Wait(${IF($["${E2E_HANGUP_AFTER}" = ""]?600:${E2E_HANGUP_AFTER})})
+ same => n,Hangup()
+
+[e2e-agents]
+; an agent's phone, endpoint Local/<agent>@e2e-agents; behaviour from AstDB e2e-agent/<agent>
+; (answer, noanswer, busy, unreachable), e2e-ring/<agent> and e2e-talk/<agent> (seconds)
+exten => _X.,1,Set(E2E_KIND=${DB(e2e-agent/${EXTEN})})
+ same => n,GotoIf($["${E2E_KIND}" = "busy"]?busy)
+ same => n,GotoIf($["${E2E_KIND}" = "unreachable"]?unreachable)
+ same => n,GotoIf($["${E2E_KIND}" = "noanswer"]?noanswer)
+ same => n,Ringing()
+ same => n,Wait(${DB(e2e-ring/${EXTEN})})
+ same => n,Answer()
+ ; when the agent answered, for benchmarks/asterisk.py (E2E_TAG: set by the originator, inherited)
+ same => n,ExecIf($["${E2E_TAG}" != ""]?Log(NOTICE,e2e-answer ${E2E_TAG} ${STRFTIME(,,%s.%3q)}))
+ same => n,Wait(${DB(e2e-talk/${EXTEN})})
+ same => n,Hangup()
+ same => n(busy),Busy(5)
+ same => n(unreachable),Congestion(5)
+ same => n(noanswer),Ringing()
+ same => n,Wait(600)
+
+[e2e-fallback]
+; the dialplan's fallback ring group (CC_FALLBACK_DIAL): answers, a short talk, hangs up
+exten => fallback,1,Answer()
+ same => n,Wait(1)
+ same => n,Hangup()
+
+[e2e-pstn]
+; the public network for callback legs: the caller's phone answers and talks 2 s
+exten => _X.,1,Answer()
+ same => n,Wait(2)
+ same => n,Hangup()
+"""
+
+
+def project_dialplan(acd_ports: list[int], relay_ports: list[int]) -> str:
+    """dialplan/extensions-callcenter.conf with only addresses substituted."""
+    text = (REPO / "dialplan" / "extensions-callcenter.conf").read_text()
+    subs = {
+        "CC_ACD1=agi://10.0.0.5:4573": f"CC_ACD1=agi://127.0.0.1:{acd_ports[0]}",
+        "CC_ACD2=agi://10.0.0.6:4573": f"CC_ACD2=agi://127.0.0.1:{acd_ports[1]}",
+        r"CC_RELAY=10.0.0.5:4574\,10.0.0.6:4574": rf"CC_RELAY=127.0.0.1:{relay_ports[0]}\,127.0.0.1:{relay_ports[1]}",
+        "CC_AGI_DIR=/opt/callcenter/agi_scripts": f"CC_AGI_DIR={REPO / 'agi_scripts'}",
+        "CC_FALLBACK_DIAL=PJSIP/fallback-group": "CC_FALLBACK_DIAL=Local/fallback@e2e-fallback",
+        "PJSIP/${CC_NUMBER}@pstn-out": "Local/${CC_NUMBER}@e2e-pstn",
+    }
+    for old, new in subs.items():
+        if old not in text:
+            raise AssertionError(f"dialplan changed: {old!r} not found; update tests/support/e2e.py")
+        text = text.replace(old, new)
+    return text
+
+
+def project_moh(directory: Path) -> str:
+    text = (REPO / "dialplan" / "musiconhold-callcenter.conf").read_text()
+    old = "directory=/var/lib/asterisk/moh/cc-hold"
+    if old not in text:
+        raise AssertionError("musiconhold-callcenter.conf changed; update tests/support/e2e.py")
+    return text.replace(old, f"directory={directory}")
+
+
+@dataclass
+class AgentSpec:
+    agent_id: str
+    pool: str = "own-12345"
+
+
+@dataclass
+class AcdProcess:
+    """``callcenter serve`` on a config of its own (a child process)."""
+
+    state_dir: Path
+    config: dict
+    proc: subprocess.Popen | None = None
+    log_path: Path | None = None
+
+    @property
+    def listen(self) -> dict:
+        return self.config["acd"]["listen"]
+
+    @property
+    def admin(self) -> str:
+        return f"http://127.0.0.1:{self.listen['admin_port']}"
+
+    @property
+    def db_url(self) -> str:
+        return self.config["acd"]["database_url"]
+
+    def start(self, timeout: float = 60.0) -> AcdProcess:
+        path = self.state_dir / "acd.yaml"
+        path.write_text(yaml.safe_dump(self.config, sort_keys=False))
+        self.log_path = self.state_dir / "acd.log"
+        log = open(self.log_path, "ab")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CALLCENTER_")}
+        self.proc = subprocess.Popen([sys.executable, "-m", "callcenter", "serve", "--config", str(path)],
+                                     cwd=str(REPO), env=env, stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        log.close()
+        wait_until(lambda: self.proc.poll() is not None or self.healthy(), timeout, "the ACD's /healthz")
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"the ACD exited with {self.proc.returncode}: {self.log_tail()}")
+        return self
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.admin + "/healthz", timeout=1) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    def status(self) -> dict:
+        import json
+
+        req = urllib.request.Request(self.admin + "/api/v1/status",
+                                     headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return json.loads(r.read())
+
+    def post(self, path: str, body: dict) -> dict:
+        import json
+
+        req = urllib.request.Request(self.admin + path, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Authorization": f"Bearer {ADMIN_TOKEN}",
+                                              "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return json.loads(r.read())
+
+    def metric(self, name: str) -> float:
+        with urllib.request.urlopen(self.admin + "/metrics", timeout=5) as r:
+            text = r.read().decode()
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def log_tail(self, n: int = 4000) -> str:
+        try:
+            return self.log_path.read_bytes()[-n:].decode("utf-8", "replace")
+        except (OSError, AttributeError):
+            return ""
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+def acd_config(state_dir: Path, *, name: str = "acd-e2e", ring_timeout_s: float = 6, tier_after_s=(2, 4),
+               redis_url: str | None = None, callfile_dir: Path | None = None,
+               max_setups_per_s: float | None = None, max_calls: int | None = None, announce_every_s: float = 30,
+               seat_token_secret: str = "e2e-seat-token-secret") -> dict:
+    raw = yaml.safe_load((REPO / "deploy" / "callcenter.yaml").read_text())
+    acd = raw["acd"]
+    acd["name"] = name
+    acd["state_dir"] = str(state_dir)
+    acd["listen"] = {"host": "127.0.0.1", "fastagi_port": free_port(), "seat_port": free_port(),
+                     "admin_port": free_port(), "agi_relay_port": free_port()}
+    acd["redis_url"] = redis_url
+    acd["database_url"] = f"sqlite:///{state_dir / 'callcenter.db'}"
+    acd["seat_token_secret"] = seat_token_secret
+    if callfile_dir is not None:
+        acd["callfile_dir"] = str(callfile_dir)
+    if max_setups_per_s is not None:
+        acd["max_setups_per_s"] = max_setups_per_s
+    if max_calls is not None:
+        acd["max_calls"] = max_calls
+    for p in raw["pools"]:
+        p["wrapup_s"] = 1
+        p["ring_timeout_s"] = ring_timeout_s
+    for q in raw["queues"]:
+        q["announce_every_s"] = announce_every_s
+        for t, after in zip(q.get("tiers", []), tier_after_s, strict=False):
+            t["after_s"] = after
+            t.pop("ewt_over_s", None)
+    return raw
+
+
+def prepare_accounts(db_url: str, agents: list[AgentSpec]) -> None:
+    from argon2 import PasswordHasher
+    from sqlalchemy.orm import Session
+
+    from callcenter.records.accounts import add_agent
+    from callcenter.records.db import make_engine, migrate
+
+    migrate(db_url)
+    db = make_engine(db_url)
+    # cheap hashes: these accounts live for one test (production parameters are the ACD's)
+    hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    with Session(db) as session, session.begin():
+        for a in agents:
+            add_agent(session, a.agent_id, pool=a.pool, name=f"E2E {a.agent_id}",
+                      endpoint=f"Local/{a.agent_id}@e2e-agents", password=PASSWORD, hasher=hasher)
+    db.dispose()
+
+
+class Robots:
+    """``seat-agent robot`` processes (one per group of agents)."""
+
+    def __init__(self, acd: AcdProcess):
+        self.acd = acd
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, agent_ids: list[str], *, seat_urls: list[str] | None = None) -> None:
+        urls = seat_urls or [f"wss://127.0.0.1:{self.acd.listen['seat_port']}/seat"]
+        log = open(self.acd.state_dir / f"robots-{len(self.procs)}.log", "ab")
+        self.procs.append(subprocess.Popen(
+            [str(Path(sys.executable).parent / "seat-agent"), "robot", "--url", ",".join(urls),
+             "--cafile", str(self.acd.state_dir / "tls" / "dev-cert.pem"),
+             "--agents", ",".join(agent_ids), "--password", PASSWORD, "--seed", "7", "--report-every", "3600"],
+            cwd=str(REPO), stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        log.close()
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+
+
+@dataclass
+class AcdCdr:
+    call_id: str
+    outcome: str
+    reason: str
+    agent_id: str | None
+    caller_masked: str
+    talk_s: float
+    wait_s: float
+    callback: bool
+    arrival: float = 0.0  # epoch seconds (the ACD's naive UTC datetimes)
+    ended: float = 0.0
+    offers: list[tuple[str, str]] = field(default_factory=list)  # (agent, result) in order
+    offered_at: list[float] = field(default_factory=list)  # epoch seconds, same order
+
+
+def acd_cdrs(db_url: str) -> dict[str, AcdCdr]:
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from callcenter.records.db import make_engine
+    from callcenter.records.models import CallRecord, Offer
+
+    db = make_engine(db_url)
+    try:
+        with Session(db) as s:
+            out = {r.call_id: AcdCdr(r.call_id, r.outcome, r.reason, r.agent_id, r.caller_masked, r.talk_s,
+                                     r.wait_s, bool(r.callback), _epoch(r.arrival), _epoch(r.ended_at))
+                   for r in s.scalars(select(CallRecord))}
+            for o in s.scalars(select(Offer).order_by(Offer.call_id, Offer.seq)):
+                if o.call_id in out:
+                    out[o.call_id].offers.append((o.agent_id, o.result))
+                    out[o.call_id].offered_at.append(_epoch(o.offered_at))
+    finally:
+        db.dispose()
+    return out
+
+
+def _epoch(dt) -> float:
+
+    return dt.replace(tzinfo=UTC).timestamp() if dt is not None else 0.0
+
+
+INBOUND_RE = re.compile(r"^Local/12345@cc-inbound-[0-9a-f]+;2$")
+AGENT_RE = re.compile(r"^Local/(?P<agent>[^@]+)@e2e-agents-[0-9a-f]+;2$")
+FALLBACK_RE = re.compile(r"^Local/fallback@e2e-fallback-[0-9a-f]+;2$")
+# Asterisk's agent-leg disposition (the ;2 half running [e2e-agents]) -> the ACD's offer result
+DISPOSITION_TO_OFFER = {"ANSWERED": "answered", "NO ANSWER": "no-answer", "BUSY": "busy", "FAILED": "unavailable",
+                        "CONGESTION": "unavailable"}
+
+
+@dataclass
+class AsteriskCall:
+    call_id: str  # the uniqueid of the ;2 half in cc-inbound = the ACD's call id (agi_uniqueid)
+    linkedid: str
+    src: str
+    agent_legs: list[CdrRow] = field(default_factory=list)
+    fallback_legs: list[CdrRow] = field(default_factory=list)
+
+    @property
+    def answered_by(self) -> list[str]:
+        return [AGENT_RE.match(r.channel)["agent"] for r in self.agent_legs if r.disposition == "ANSWERED"]
+
+
+def asterisk_calls(rows: list[CdrRow]) -> dict[str, AsteriskCall]:
+    calls: dict[str, AsteriskCall] = {}
+    by_link: dict[str, AsteriskCall] = {}
+    for r in rows:
+        if INBOUND_RE.match(r.channel) and r.uniqueid not in calls:
+            c = AsteriskCall(r.uniqueid, r.linkedid, r.src)
+            calls[r.uniqueid] = by_link[r.linkedid] = c
+    for r in rows:
+        c = by_link.get(r.linkedid)
+        if c is None:
+            continue
+        if AGENT_RE.match(r.channel):
+            c.agent_legs.append(r)
+        elif FALLBACK_RE.match(r.channel):
+            c.fallback_legs.append(r)
+    for c in calls.values():
+        c.agent_legs.sort(key=lambda r: (r.start, r.sequence))
+    return calls
+
+
+def reconcile(ast_rows: list[CdrRow], acd: dict[str, AcdCdr], *, talk_tolerance_s: float = 1.5,
+              shed_expected: int | None = None) -> list[str]:
+    """Every difference between Asterisk's CDRs and the ACD's, as sentences; [] when they agree.
+
+    Same calls (every call Asterisk put through [cc-inbound] has one ACD CDR and vice versa,
+    except calls shed by admission control, which go to the fallback and have none); same
+    outcome (answered by an agent on both sides or on neither); same agent; the same agents
+    offered, in order, with the same results; the same caller (masked); talk time within
+    ``talk_tolerance_s`` of the agent leg's billsec.
+    """
+    problems: list[str] = []
+    ast = asterisk_calls(ast_rows)
+    shed = [c for cid, c in ast.items() if cid not in acd and c.fallback_legs and not c.agent_legs]
+    for cid, c in ast.items():
+        if cid not in acd and c not in shed:
+            problems.append(f"{cid}: in Asterisk's CDRs, no ACD CDR")
+    if shed_expected is not None and len(shed) != shed_expected:
+        problems.append(f"{len(shed)} calls went to the fallback without an ACD CDR, expected {shed_expected}")
+    for cid, r in acd.items():
+        c = ast.get(cid)
+        if c is None:
+            problems.append(f"{cid}: ACD CDR ({r.outcome}) but no such call in Asterisk's CDRs")
+            continue
+        if r.caller_masked != mask_number(c.src):
+            problems.append(f"{cid}: caller {r.caller_masked!r} in the ACD, {mask_number(c.src)!r} in Asterisk")
+        answered = c.answered_by
+        if r.outcome == "answered":
+            if answered != [r.agent_id]:
+                problems.append(f"{cid}: ACD answered by {r.agent_id}, Asterisk agent legs answered {answered}")
+            else:
+                leg = next(x for x in c.agent_legs if x.disposition == "ANSWERED")
+                if abs(leg.billsec - r.talk_s) > talk_tolerance_s:
+                    problems.append(f"{cid}: talk {r.talk_s:.1f} s in the ACD, agent leg billsec {leg.billsec} s")
+        elif answered:
+            problems.append(f"{cid}: ACD outcome {r.outcome}, but Asterisk has agent(s) {answered} answering")
+        ast_offers = [(AGENT_RE.match(x.channel)["agent"], DISPOSITION_TO_OFFER.get(x.disposition, x.disposition))
+                      for x in c.agent_legs]
+        acd_offers = [(a, "no-answer" if res == "cancelled" else res) for a, res in r.offers]
+        if [a for a, _ in ast_offers] != [a for a, _ in acd_offers]:
+            problems.append(f"{cid}: agents offered {acd_offers} in the ACD, dialled {ast_offers} in Asterisk")
+        else:
+            for (a, mine), (_, theirs) in zip(acd_offers, ast_offers, strict=True):
+                # a ring the caller ended is CANCEL in Dial: Asterisk logs the agent leg NO ANSWER
+                if mine != theirs and not (theirs == "no-answer" and mine in ("abandoned", "caller-hung-up")):
+                    problems.append(f"{cid}: offer to {a} is {mine!r} in the ACD, {theirs!r} in Asterisk")
+    return problems
+
+
+class World:
+    """Asterisk + ACD + robots for one test; ``close()`` tears everything down."""
+
+    def __init__(self, prefix: Path, agents: list[AgentSpec], *, acd_kwargs: dict | None = None,
+                 start_robots: bool = True, verbose: int = 0, extra_dialplan: str = "", queues: str = ""):
+        self.tmp = Path(tempfile.mkdtemp(prefix="cc-e2e-"))
+        self.agents = agents
+        self.asterisk: Asterisk | None = None
+        self.acd: AcdProcess | None = None
+        self.robots: Robots | None = None
+        self.seq = 0
+        try:
+            state = self.tmp / "acd"
+            state.mkdir()
+            kwargs = dict(acd_kwargs or {})
+            cfg = acd_config(state, **kwargs)
+            self.acd = AcdProcess(state, cfg)
+            listen = cfg["acd"]["listen"]
+            unused = free_port()  # the second ACD address: nobody listens (refused in < 1 ms)
+            self.asterisk = Asterisk(prefix, dialplan=project_dialplan([listen["fastagi_port"], unused],
+                                                                       [listen["agi_relay_port"], unused]),
+                                     extra_dialplan=E2E_DIALPLAN + extra_dialplan, verbose=verbose,
+                                     musiconhold="", queues=queues)
+            self.asterisk.musiconhold = project_moh(self.asterisk.moh_dir)
+            self.asterisk.start()
+            if "callfile_dir" not in cfg["acd"]:
+                cfg["acd"]["callfile_dir"] = str(self.asterisk.outgoing)
+            prepare_accounts(self.acd.db_url, agents)
+            self.acd.start()
+            self.robots = Robots(self.acd)
+            if start_robots and agents:
+                self.robots.start([a.agent_id for a in agents])
+                self.wait_ready(len(agents))
+        except BaseException:
+            self.close()
+            raise
+
+    # ------------------------------------------------------------ agents
+    def ready_count(self) -> int:
+        return sum(int(p.get("agents", {}).get("ready", 0)) for p in self.acd.status().get("pools", []))
+
+    def wait_ready(self, n: int, timeout: float = 60.0) -> None:
+        def ready():
+            dead = [p.args for p in self.robots.procs if p.poll() is not None]
+            if dead:
+                raise AssertionError(f"a seat-agent robot process exited: {dead[0]}")
+            return self.ready_count() >= n
+
+        wait_until(ready, timeout, f"{n} robot agents ready", interval=0.25)
+
+    def set_agent(self, agent_id: str, behaviour: str) -> None:
+        """``answer:<ring s>:<talk s>``, ``noanswer``, ``busy`` or ``unreachable``."""
+        kind, _, rest = behaviour.partition(":")
+        ring, _, talk = rest.partition(":")
+        for family, value in (("e2e-agent", kind), ("e2e-ring", ring or "0"), ("e2e-talk", talk or "0")):
+            r = self.asterisk.ami.action("DBPut", Family=family, Key=agent_id, Val=value)
+            assert r.get("Response") == "Success", r
+
+    # ------------------------------------------------------------ callers
+    def call(self, number: str = "13812345678", *, hangup_after: float | None = None, dtmf: str = "",
+             dtmf_after: float = 1.0, category: str = "", tag: str = "",
+             channel: str = "Local/12345@cc-inbound/n") -> None:
+        self.seq += 1
+        variables = {"__E2E_TAG": tag} if tag else {}
+        if hangup_after is not None:
+            variables["E2E_HANGUP_AFTER"] = f"{hangup_after:g}"
+        if dtmf:
+            variables["E2E_DTMF"], variables["E2E_DTMF_AFTER"] = dtmf, f"{dtmf_after:g}"
+        if category:
+            variables["__CC_CATEGORY"] = category
+        self.asterisk.originate(channel, context="e2e-caller", exten="s",
+                                callerid=f'"caller {self.seq}" <{number}>', variables=variables)
+
+    def wait_done(self, calls: int, timeout: float = 60.0) -> dict[str, AcdCdr]:
+        """Until the ACD has ``calls`` CDRs, Asterisk's Master.csv the same calls, and no channel is up."""
+        wait_until(lambda: len(acd_cdrs(self.acd.db_url)) >= calls, timeout, f"{calls} ACD CDRs")
+        wait_until(lambda: self.asterisk.active_channels() == 0, timeout, "every Asterisk channel gone")
+        wait_until(lambda: len(asterisk_calls(self.asterisk.cdrs())) >= calls, timeout,
+                   f"{calls} calls in Master.csv")
+        return acd_cdrs(self.acd.db_url)
+
+    def reconcile(self, **kw) -> list[str]:
+        return reconcile(self.asterisk.cdrs(), acd_cdrs(self.acd.db_url), **kw)
+
+    def diagnostics(self) -> str:
+        parts = []
+        if self.acd:
+            parts.append("--- ACD log tail\n" + self.acd.log_tail())
+        if self.asterisk:
+            parts.append("--- Asterisk messages tail\n" + self.asterisk.messages()[-4000:])
+            parts.append("--- Master.csv\n" + "\n".join(map(str, self.asterisk.cdrs()[-20:])))
+        return "\n".join(parts)
+
+    def close(self) -> None:
+        if self.robots:
+            self.robots.stop()
+        if self.acd:
+            self.acd.stop()
+        if self.asterisk:
+            self.asterisk.stop()
+            if not os.environ.get("CALLCENTER_E2E_KEEP"):
+                self.asterisk.cleanup()
+        import shutil
+
+        if not os.environ.get("CALLCENTER_E2E_KEEP"):
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
