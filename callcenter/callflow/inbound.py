@@ -77,7 +77,25 @@ class _PendingOffer:
         self.agent_id, self.endpoint, self.ring_timeout_s = agent_id, endpoint, ring_timeout_s
 
 
-def dial_data(endpoint: str, timeout_s: int, moh: str, call_id: str, agent_id: str, extra: str = "") -> str:
+MAX_DIAL_TIMEOUT_S = 600.0
+
+
+def dial_timeout(ring_timeout_s: float, margin_s: float) -> str:
+    """Dial's ring timeout, fraction kept: ``14.5`` for 15 s less 0.5 s.
+
+    Asterisk 22's Dial reads it with ``sscanf("%30lf")`` and needs it > 0
+    (apps/app_dial.c, dial_exec_full; its doc: "The timeouts need not be whole
+    numbers; both arguments accept fractional seconds").  Bounded to
+    [1 s, 600 s] and to milliseconds, which is what Dial keeps (``tmp * 1000``).
+    """
+    t = ring_timeout_s - margin_s
+    if not math.isfinite(t):
+        t = MAX_DIAL_TIMEOUT_S
+    t = min(MAX_DIAL_TIMEOUT_S, max(1.0, round(t, 3)))
+    return f"{t:.3f}".rstrip("0").rstrip(".")
+
+
+def dial_data(endpoint: str, timeout_s, moh: str, call_id: str, agent_id: str, extra: str = "") -> str:
     """``Dial`` data: ring with music on hold for the caller, U() reports the answer."""
     return f"{endpoint},{timeout_s},m({moh})U(cc-agent-answered^{call_id}^{agent_id}){extra}"
 
@@ -116,13 +134,11 @@ class InboundCall(FlowBase):
 
     # ------------------------------------------------------------ inputs
 
-    def start(self) -> list:
+    def on_start(self) -> list:
         self.stage = "answer"
         return [self._send("answer", "ANSWER")]
 
-    def engine_event(self, ev) -> list:
-        if self.finished:
-            return []
+    def on_engine_event(self, ev) -> list:
         if isinstance(ev, CallOffered):
             if ev.callback:
                 return []  # a callback is placed by the callback flow, not on this line
@@ -152,7 +168,7 @@ class InboundCall(FlowBase):
             return []
         return []
 
-    def report_refused(self, input_name: str, error: Exception) -> list:
+    def on_report_refused(self, input_name: str, error: Exception) -> list:
         """The engine refused one of our reports (its state is unchanged)."""
         acts: list = [Note(f"engine refused {input_name} for {self.call_id}: {error}", "warn")]
         if input_name == "call_arrived":
@@ -437,7 +453,7 @@ class InboundCall(FlowBase):
         self.dial_agent = ev.agent_id
         self.dial_live = True
         self.answered_reported = False
-        timeout = max(1, int(ev.ring_timeout_s - self.opts.dial_margin_s))
+        timeout = dial_timeout(ev.ring_timeout_s, self.opts.dial_margin_s)
         if self.moh_on:
             acts.append(self._send("ignore", "EXEC", "StopMusicOnHold"))
             self.moh_on = False

@@ -146,7 +146,13 @@ def fastagi_call(world: AcdWorld, *, agents=None, request: str = "hotline?queue=
     env = environment(request=f"agi://127.0.0.1:{port}/{request}", uniqueid=uid, callerid=callerid,
                       network_script=request, args=args)
     call = FastAgiCall(reactor, ch, env, split=split, garbage=garbage)
-    return ch, call.connect("127.0.0.1", port), uid
+    return ch, call.connect("127.0.0.1", port).addCallback(_all_lines_read), uid
+
+
+def _all_lines_read(record):
+    """Every line the ACD wrote was run: none pipelined at idle (real res_agi never reads those, point 14)."""
+    assert record.unread == [], f"lines Asterisk would never read (pipelined): {record.unread}"
+    return record
 
 
 def classic_call(world: AcdWorld | None, *, addresses: str | None = None, agents=None, script="hotline_inbound.py",
@@ -162,7 +168,7 @@ def classic_call(world: AcdWorld | None, *, addresses: str | None = None, agents
     env = environment(request=path, uniqueid=uid, callerid=callerid, args=args)
     proc_env = dict(os.environ, CALLCENTER_AGI_SECRET=SECRET)
     call = ClassicAgiCall(reactor, ch, env, [sys.executable, path, *args], env=proc_env)
-    return ch, call.start(), uid
+    return ch, call.start().addCallback(_all_lines_read), uid
 
 
 @defer.inlineCallbacks
