@@ -23,6 +23,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,7 +157,7 @@ class Asterisk:
     AMI_USER, AMI_SECRET = "e2e", "e2e-secret"
 
     def __init__(self, prefix: Path, *, dialplan: str, extra_dialplan: str = "", musiconhold: str = "",
-                 queues: str = "", verbose: int = 0):
+                 queues: str = "", verbose: int = 0, env: dict[str, str] | None = None):
         self.prefix = Path(prefix)
         # short: the control socket's path must fit a sockaddr_un (108 bytes)
         self.root = Path(tempfile.mkdtemp(prefix="cc-ast-"))
@@ -165,6 +166,10 @@ class Asterisk:
         # CALLCENTER_E2E_VERBOSE=3: Asterisk's verbose messages into messages.log (debugging a test)
         self.verbose = verbose or int(os.environ.get("CALLCENTER_E2E_VERBOSE", "0") or 0)
         self.ami_port = free_port()
+        # Asterisk's environment is what classic AGI scripts inherit: the project's interpreter
+        # first on PATH (the scripts start with `#!/usr/bin/env python3`), plus what the caller adds
+        venv_bin = str(Path(sys.executable).parent)
+        self.env = dict(os.environ, PATH=venv_bin + os.pathsep + os.environ.get("PATH", ""), **(env or {}))
         self.proc: subprocess.Popen | None = None
         self._ami: Ami | None = None
 
@@ -267,7 +272,8 @@ write = all
         # -f: no fork; -n: no colour; -q: quiet console; stdin from /dev/null so it does not read a tty.
         self.proc = subprocess.Popen(
             [str(self.prefix / "sbin" / "asterisk"), "-C", str(self.conf), "-f", "-n", "-q"],
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=self.env)
         wait_until(lambda: self.proc.poll() is not None or (self.root / "run" / "asterisk.ctl").exists(),
                    timeout, "Asterisk's control socket")
         if self.proc.poll() is not None:

@@ -237,14 +237,31 @@ def acd_config(state_dir: Path, *, name: str = "acd-e2e", ring_timeout_s: float 
     return raw
 
 
+_MIGRATED: dict[str, Path] = {}
+
+
 def prepare_accounts(db_url: str, agents: list[AgentSpec]) -> None:
+    """Migrate the ACD's SQLite database and add the agents.  The migration runs once per process
+    (several seconds on a loaded machine); later worlds copy the migrated file."""
+    import shutil
+
     from argon2 import PasswordHasher
     from sqlalchemy.orm import Session
 
     from callcenter.records.accounts import add_agent
     from callcenter.records.db import make_engine, migrate
 
-    migrate(db_url)
+    path = Path(db_url.removeprefix("sqlite:///"))
+    if "template" in _MIGRATED and _MIGRATED["template"].exists():
+        shutil.copyfile(_MIGRATED["template"], path)
+    else:
+        migrate(db_url)
+        template = Path(tempfile.mkdtemp(prefix="cc-e2e-db-")) / "migrated.db"
+        shutil.copyfile(path, template)
+        _MIGRATED["template"] = template
+        import atexit
+
+        atexit.register(shutil.rmtree, template.parent, True)
     db = make_engine(db_url)
     # cheap hashes: these accounts live for one test (production parameters are the ACD's)
     hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
@@ -328,11 +345,16 @@ def _epoch(dt) -> float:
 
 
 INBOUND_RE = re.compile(r"^Local/12345@cc-inbound-[0-9a-f]+;2$")
-AGENT_RE = re.compile(r"^Local/(?P<agent>[^@]+)@e2e-agents-[0-9a-f]+;2$")
-FALLBACK_RE = re.compile(r"^Local/fallback@e2e-fallback-[0-9a-f]+;2$")
-# Asterisk's agent-leg disposition (the ;2 half running [e2e-agents]) -> the ACD's offer result
+# the caller's Dial to an agent, as the inbound channel's CDR records it (one row per Dial)
+DIALLED_RE = re.compile(r"^Local/(?P<agent>[^@]+)@e2e-agents-[0-9a-f]+;1$")
+FALLBACK_RE = re.compile(r"^Local/fallback@e2e-fallback-[0-9a-f]+;[12]$")
+# the agent's phone itself (the ;2 half running [e2e-agents]): its answer -> end is the talk time
+AGENT_PHONE_RE = re.compile(r"^Local/(?P<agent>[^@]+)@e2e-agents-[0-9a-f]+;2$")
+# Dial's disposition in that row -> the ACD's offer result
 DISPOSITION_TO_OFFER = {"ANSWERED": "answered", "NO ANSWER": "no-answer", "BUSY": "busy", "FAILED": "unavailable",
                         "CONGESTION": "unavailable"}
+# a ring the caller ended is CANCEL in Dial: Asterisk writes NO ANSWER, the ACD the reason it knows
+CALLER_ENDED_RING = {"caller-hung-up", "cancelled"}
 
 
 @dataclass
@@ -340,31 +362,37 @@ class AsteriskCall:
     call_id: str  # the uniqueid of the ;2 half in cc-inbound = the ACD's call id (agi_uniqueid)
     linkedid: str
     src: str
-    agent_legs: list[CdrRow] = field(default_factory=list)
+    dials: list[CdrRow] = field(default_factory=list)  # the caller's Dials to agents, in order
     fallback_legs: list[CdrRow] = field(default_factory=list)
+    phones: list[CdrRow] = field(default_factory=list)  # agent phones on this call (same linkedid)
 
     @property
     def answered_by(self) -> list[str]:
-        return [AGENT_RE.match(r.channel)["agent"] for r in self.agent_legs if r.disposition == "ANSWERED"]
+        return [DIALLED_RE.match(r.dstchannel)["agent"] for r in self.dials if r.disposition == "ANSWERED"]
+
+    @property
+    def offers(self) -> list[tuple[str, str]]:
+        return [(DIALLED_RE.match(r.dstchannel)["agent"], DISPOSITION_TO_OFFER.get(r.disposition, r.disposition))
+                for r in self.dials]
 
 
 def asterisk_calls(rows: list[CdrRow]) -> dict[str, AsteriskCall]:
     calls: dict[str, AsteriskCall] = {}
-    by_link: dict[str, AsteriskCall] = {}
     for r in rows:
-        if INBOUND_RE.match(r.channel) and r.uniqueid not in calls:
-            c = AsteriskCall(r.uniqueid, r.linkedid, r.src)
-            calls[r.uniqueid] = by_link[r.linkedid] = c
+        if INBOUND_RE.match(r.channel):
+            c = calls.get(r.uniqueid)
+            if c is None:
+                c = calls[r.uniqueid] = AsteriskCall(r.uniqueid, r.linkedid, r.src)
+            if DIALLED_RE.match(r.dstchannel):
+                c.dials.append(r)
+            elif FALLBACK_RE.match(r.dstchannel):
+                c.fallback_legs.append(r)
+    by_link = {c.linkedid: c for c in calls.values()}
     for r in rows:
-        c = by_link.get(r.linkedid)
-        if c is None:
-            continue
-        if AGENT_RE.match(r.channel):
-            c.agent_legs.append(r)
-        elif FALLBACK_RE.match(r.channel):
-            c.fallback_legs.append(r)
+        if AGENT_PHONE_RE.match(r.channel) and r.linkedid in by_link:
+            by_link[r.linkedid].phones.append(r)
     for c in calls.values():
-        c.agent_legs.sort(key=lambda r: (r.start, r.sequence))
+        c.dials.sort(key=lambda r: r.sequence)
     return calls
 
 
@@ -375,12 +403,14 @@ def reconcile(ast_rows: list[CdrRow], acd: dict[str, AcdCdr], *, talk_tolerance_
     Same calls (every call Asterisk put through [cc-inbound] has one ACD CDR and vice versa,
     except calls shed by admission control, which go to the fallback and have none); same
     outcome (answered by an agent on both sides or on neither); same agent; the same agents
-    offered, in order, with the same results; the same caller (masked); talk time within
-    ``talk_tolerance_s`` of the agent leg's billsec.
+    offered, in order, with the same results as the inbound channel's Dial rows (one CDR row
+    per Dial, ``dstchannel`` the agent's Local channel, ``disposition`` Dial's result); the
+    same caller (masked); talk time within ``talk_tolerance_s`` of the agent phone's billsec
+    (its own answer to its end; cdr_csv's times are whole seconds).
     """
     problems: list[str] = []
     ast = asterisk_calls(ast_rows)
-    shed = [c for cid, c in ast.items() if cid not in acd and c.fallback_legs and not c.agent_legs]
+    shed = [c for cid, c in ast.items() if cid not in acd and c.fallback_legs and not c.dials]
     for cid, c in ast.items():
         if cid not in acd and c not in shed:
             problems.append(f"{cid}: in Asterisk's CDRs, no ACD CDR")
@@ -396,23 +426,24 @@ def reconcile(ast_rows: list[CdrRow], acd: dict[str, AcdCdr], *, talk_tolerance_
         answered = c.answered_by
         if r.outcome == "answered":
             if answered != [r.agent_id]:
-                problems.append(f"{cid}: ACD answered by {r.agent_id}, Asterisk agent legs answered {answered}")
+                problems.append(f"{cid}: ACD answered by {r.agent_id}, Asterisk's Dial answered by {answered}")
             else:
-                leg = next(x for x in c.agent_legs if x.disposition == "ANSWERED")
-                if abs(leg.billsec - r.talk_s) > talk_tolerance_s:
-                    problems.append(f"{cid}: talk {r.talk_s:.1f} s in the ACD, agent leg billsec {leg.billsec} s")
+                legs = [x for x in c.phones if x.disposition == "ANSWERED"
+                        and AGENT_PHONE_RE.match(x.channel)["agent"] == r.agent_id]
+                if len(legs) != 1:
+                    problems.append(f"{cid}: {len(legs)} answered phone legs of agent {r.agent_id} in Asterisk")
+                elif abs(legs[0].billsec - r.talk_s) > talk_tolerance_s:
+                    problems.append(f"{cid}: talk {r.talk_s:.1f} s in the ACD, the agent's phone billsec "
+                                    f"{legs[0].billsec} s")
         elif answered:
             problems.append(f"{cid}: ACD outcome {r.outcome}, but Asterisk has agent(s) {answered} answering")
-        ast_offers = [(AGENT_RE.match(x.channel)["agent"], DISPOSITION_TO_OFFER.get(x.disposition, x.disposition))
-                      for x in c.agent_legs]
-        acd_offers = [(a, "no-answer" if res == "cancelled" else res) for a, res in r.offers]
-        if [a for a, _ in ast_offers] != [a for a, _ in acd_offers]:
-            problems.append(f"{cid}: agents offered {acd_offers} in the ACD, dialled {ast_offers} in Asterisk")
-        else:
-            for (a, mine), (_, theirs) in zip(acd_offers, ast_offers, strict=True):
-                # a ring the caller ended is CANCEL in Dial: Asterisk logs the agent leg NO ANSWER
-                if mine != theirs and not (theirs == "no-answer" and mine in ("abandoned", "caller-hung-up")):
-                    problems.append(f"{cid}: offer to {a} is {mine!r} in the ACD, {theirs!r} in Asterisk")
+        theirs_all = c.offers
+        if [a for a, _ in theirs_all] != [a for a, _ in r.offers]:
+            problems.append(f"{cid}: agents offered {r.offers} in the ACD, dialled {theirs_all} in Asterisk")
+            continue
+        for (a, mine), (_, theirs) in zip(r.offers, theirs_all, strict=True):
+            if mine != theirs and not (theirs == "no-answer" and mine in CALLER_ENDED_RING):
+                problems.append(f"{cid}: offer to {a} is {mine!r} in the ACD, {theirs!r} in Asterisk")
     return problems
 
 
@@ -438,7 +469,8 @@ class World:
             self.asterisk = Asterisk(prefix, dialplan=project_dialplan([listen["fastagi_port"], unused],
                                                                        [listen["agi_relay_port"], unused]),
                                      extra_dialplan=E2E_DIALPLAN + extra_dialplan, verbose=verbose,
-                                     musiconhold="", queues=queues)
+                                     musiconhold="", queues=queues,
+                                     env={"CALLCENTER_AGI_SECRET": cfg["acd"]["agi_secret"]})
             self.asterisk.musiconhold = project_moh(self.asterisk.moh_dir)
             self.asterisk.start()
             if "callfile_dir" not in cfg["acd"]:
@@ -477,9 +509,11 @@ class World:
     # ------------------------------------------------------------ callers
     def call(self, number: str = "13812345678", *, hangup_after: float | None = None, dtmf: str = "",
              dtmf_after: float = 1.0, category: str = "", tag: str = "",
-             channel: str = "Local/12345@cc-inbound/n") -> None:
+             channel: str = "Local/12345@cc-inbound/n", variables: dict[str, str] | None = None) -> None:
         self.seq += 1
-        variables = {"__E2E_TAG": tag} if tag else {}
+        variables = dict(variables or {})
+        if tag:
+            variables["__E2E_TAG"] = tag
         if hangup_after is not None:
             variables["E2E_HANGUP_AFTER"] = f"{hangup_after:g}"
         if dtmf:
