@@ -350,6 +350,10 @@ DIALLED_RE = re.compile(r"^Local/(?P<agent>[^@]+)@e2e-agents-[0-9a-f]+;1$")
 FALLBACK_RE = re.compile(r"^Local/fallback@e2e-fallback-[0-9a-f]+;[12]$")
 # the agent's phone itself (the ;2 half running [e2e-agents]): its answer -> end is the talk time
 AGENT_PHONE_RE = re.compile(r"^Local/(?P<agent>[^@]+)@e2e-agents-[0-9a-f]+;2$")
+# a callback: the call file's channel (the agent) runs [cc-callback], whose Dial rings the caller's
+# number with U(cc-agent-answered^<call id>^<agent>): Asterisk's own record of which call it was
+CALLBACK_DIAL_RE = re.compile(r"U\(cc-agent-answered\^(?P<call>[^^]+)\^(?P<agent>[^)^]+)\)")
+PSTN_PHONE_RE = re.compile(r"^Local/(?P<number>[^@]+)@e2e-pstn-[0-9a-f]+;2$")
 # Dial's disposition in that row -> the ACD's offer result
 DISPOSITION_TO_OFFER = {"ANSWERED": "answered", "NO ANSWER": "no-answer", "BUSY": "busy", "FAILED": "unavailable",
                         "CONGESTION": "unavailable"}
@@ -365,6 +369,8 @@ class AsteriskCall:
     dials: list[CdrRow] = field(default_factory=list)  # the caller's Dials to agents, in order
     fallback_legs: list[CdrRow] = field(default_factory=list)
     phones: list[CdrRow] = field(default_factory=list)  # agent phones on this call (same linkedid)
+    callback_dials: list[CdrRow] = field(default_factory=list)  # [cc-callback] Dials of the caller back
+    callback_phones: list[CdrRow] = field(default_factory=list)  # the caller's phone on those
 
     @property
     def answered_by(self) -> list[str]:
@@ -372,8 +378,11 @@ class AsteriskCall:
 
     @property
     def offers(self) -> list[tuple[str, str]]:
-        return [(DIALLED_RE.match(r.dstchannel)["agent"], DISPOSITION_TO_OFFER.get(r.disposition, r.disposition))
-                for r in self.dials]
+        inbound = [(DIALLED_RE.match(r.dstchannel)["agent"], DISPOSITION_TO_OFFER.get(r.disposition, r.disposition))
+                   for r in self.dials]
+        back = [(CALLBACK_DIAL_RE.search(r.lastdata)["agent"], DISPOSITION_TO_OFFER.get(r.disposition, r.disposition))
+                for r in self.callback_dials]
+        return inbound + back
 
 
 def asterisk_calls(rows: list[CdrRow]) -> dict[str, AsteriskCall]:
@@ -388,9 +397,17 @@ def asterisk_calls(rows: list[CdrRow]) -> dict[str, AsteriskCall]:
             elif FALLBACK_RE.match(r.dstchannel):
                 c.fallback_legs.append(r)
     by_link = {c.linkedid: c for c in calls.values()}
+    callback_links: dict[str, AsteriskCall] = {}
+    for r in rows:
+        m = CALLBACK_DIAL_RE.search(r.lastdata) if r.dcontext == "cc-callback" and r.lastapp == "Dial" else None
+        if m and m["call"] in calls:
+            calls[m["call"]].callback_dials.append(r)
+            callback_links[r.linkedid] = calls[m["call"]]
     for r in rows:
         if AGENT_PHONE_RE.match(r.channel) and r.linkedid in by_link:
             by_link[r.linkedid].phones.append(r)
+        elif PSTN_PHONE_RE.match(r.channel) and r.linkedid in callback_links:
+            callback_links[r.linkedid].callback_phones.append(r)
     for c in calls.values():
         c.dials.sort(key=lambda r: r.sequence)
     return calls
@@ -424,7 +441,17 @@ def reconcile(ast_rows: list[CdrRow], acd: dict[str, AcdCdr], *, talk_tolerance_
         if r.caller_masked != mask_number(c.src):
             problems.append(f"{cid}: caller {r.caller_masked!r} in the ACD, {mask_number(c.src)!r} in Asterisk")
         answered = c.answered_by
-        if r.outcome == "answered":
+        if r.outcome == "called-back":
+            back = [CALLBACK_DIAL_RE.search(x.lastdata)["agent"] for x in c.callback_dials
+                    if x.disposition == "ANSWERED"]
+            phones = [x for x in c.callback_phones if x.disposition == "ANSWERED"]
+            if back != [r.agent_id] or len(phones) != 1:
+                problems.append(f"{cid}: called back by {r.agent_id} in the ACD; in Asterisk [cc-callback] "
+                                f"connected {back} with {len(phones)} answered caller phone(s)")
+            elif abs(phones[0].billsec - r.talk_s) > talk_tolerance_s:
+                problems.append(f"{cid}: callback talk {r.talk_s:.1f} s in the ACD, the caller's phone billsec "
+                                f"{phones[0].billsec} s")
+        elif r.outcome == "answered":
             if answered != [r.agent_id]:
                 problems.append(f"{cid}: ACD answered by {r.agent_id}, Asterisk's Dial answered by {answered}")
             else:
