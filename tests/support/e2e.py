@@ -138,7 +138,9 @@ class AcdProcess:
     def db_url(self) -> str:
         return self.config["acd"]["database_url"]
 
-    def start(self, timeout: float = 60.0) -> AcdProcess:
+    def start(self, timeout: float = 60.0, *, standby: bool = False) -> AcdProcess:
+        """Start and wait until it serves (/healthz 200), or with ``standby`` until it has joined
+        as the standby of an active ACD on the same Redis (its log says so)."""
         path = self.state_dir / "acd.yaml"
         path.write_text(yaml.safe_dump(self.config, sort_keys=False))
         self.log_path = self.state_dir / "acd.log"
@@ -148,7 +150,11 @@ class AcdProcess:
                                      cwd=str(REPO), env=env, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         log.close()
-        wait_until(lambda: self.proc.poll() is not None or self.healthy(), timeout, "the ACD's /healthz")
+        if standby:
+            wait_until(lambda: self.proc.poll() is not None or "joining as standby" in self.log_tail(1 << 20),
+                       timeout, "the ACD joining as standby", interval=0.25)
+        else:
+            wait_until(lambda: self.proc.poll() is not None or self.healthy(), timeout, "the ACD's /healthz")
         if self.proc.poll() is not None:
             raise RuntimeError(f"the ACD exited with {self.proc.returncode}: {self.log_tail()}")
         return self
@@ -514,7 +520,11 @@ class World:
 
     # ------------------------------------------------------------ agents
     def ready_count(self) -> int:
-        return sum(int(p.get("agents", {}).get("ready", 0)) for p in self.acd.status().get("pools", []))
+        try:
+            status = self.acd.status()
+        except OSError:  # a busy ACD (say, a login burst) may answer late: ask again
+            return 0
+        return sum(int(p.get("agents", {}).get("ready", 0)) for p in status.get("pools", []))
 
     def wait_ready(self, n: int, timeout: float = 60.0) -> None:
         def ready():
