@@ -78,7 +78,7 @@ def run_step(world: World, side: str, rate: float, seconds: float, patience: flo
     rows_before = len(ast.cdrs())
     acd_before = set(acd_cdrs(world.acd.db_url)) if side == "acd" else set()
     log_before = len(ast.messages())
-    shed_before = world.acd.metric("callcenter_agi_shed_total") if side == "acd" else 0.0
+    shed_before = acd_metric(world, "callcenter_agi_shed_total") if side == "acd" else 0.0
     cpu_ast0 = proc_tree_cpu(ast.proc.pid)
     cpu_acd0 = proc_tree_cpu(world.acd.proc.pid)
     channel = "Local/12345@cc-inbound/n" if side == "acd" else "Local/12345@bench-queue/n"
@@ -124,7 +124,7 @@ def run_step(world: World, side: str, rate: float, seconds: float, patience: flo
                     len([c for c in asterisk_calls(rows).values()]) - 0:
                 time.sleep(0.5)
         mine = {k: v for k, v in acd_cdrs(world.acd.db_url).items() if k not in acd_before}
-        shed = int(world.acd.metric("callcenter_agi_shed_total") - shed_before)
+        shed = int(acd_metric(world, "callcenter_agi_shed_total") - shed_before)
         problems = reconcile(rows, mine, shed_expected=shed)
         outcomes: dict[str, int] = {}
         for c in mine.values():
@@ -136,6 +136,19 @@ def run_step(world: World, side: str, rate: float, seconds: float, patience: flo
         uniq = {r.uniqueid for r in calls}
         out.update(abandoned=len(uniq) - len(answers), shed=0, cdr_mismatches=None)
     return out
+
+
+def acd_metric(world: World, name: str) -> float:
+    """A counter from the ACD's /metrics; an overloaded ACD may take long to answer (that is
+    reported by the step, not a crash of the benchmark)."""
+    end = time.monotonic() + 120
+    while True:
+        try:
+            return world.acd.metric(name, timeout=30)
+        except OSError:
+            if time.monotonic() > end:
+                raise
+            time.sleep(1)
 
 
 def _r(x, nd: int = 3):
@@ -198,7 +211,13 @@ def main(argv: list[str] | None = None) -> int:
                     results.append({"side": side, "rate": rate, "skipped": "app_queue wedged at a lower rate"})
                     continue
                 log(f"{side}: {rate:g} calls/s for {args.step:g} s ...")
-                r = run_step(world, side, rate, args.step, args.patience, args.drain, rng)
+                try:
+                    r = run_step(world, side, rate, args.step, args.patience, args.drain, rng)
+                except (OSError, RuntimeError) as e:  # e.g. the ACD's HTTP unanswered for minutes
+                    r = {"side": side, "rate": rate, "error": f"{type(e).__name__}: {e}"[:300], "wedged": True}
+                    results.append(r)
+                    log(json.dumps(r))
+                    break
                 if r["wedged"] and side == "app_queue":
                     log("app_queue did not drain: killing Asterisk and starting it again")
                     world.asterisk.proc.kill()
@@ -220,8 +239,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{'ast ms':>7} {'acd ms':>7} {'mism':>5} {'recovered':>10}")
     print(head)
     for r in results:
-        if "skipped" in r:
-            print(f"{r['side']:<10} {r['rate']:>5g} skipped: {r['skipped']}")
+        if "skipped" in r or "error" in r:
+            print(f"{r['side']:<10} {r['rate']:>5g} {r.get('skipped') or r.get('error')}")
             continue
         print(f"{r['side']:<10} {r['rate']:>5g} {r['offered']:>7} {r['connected']:>6} {r['abandoned']:>6} "
               f"{r['shed']:>5} {_fmt(r['answer_p50_s'])} {_fmt(r['answer_p95_s'])} "

@@ -183,8 +183,8 @@ class AcdProcess:
         with urllib.request.urlopen(req, timeout=5) as r:
             return json.loads(r.read())
 
-    def metric(self, name: str) -> float:
-        with urllib.request.urlopen(self.admin + "/metrics", timeout=5) as r:
+    def metric(self, name: str, timeout: float = 5.0) -> float:
+        with urllib.request.urlopen(self.admin + "/metrics", timeout=timeout) as r:
             text = r.read().decode()
         total = 0.0
         for line in text.splitlines():
