@@ -287,7 +287,19 @@ class InboundCall(FlowBase):
             return [Report("offer_failed", {"call_id": self.call_id, "agent_id": k.get("agent_id"),
                                             "result": "cancelled"}),
                     self._send("ignore", "SET VARIABLE", "CC_PHASE", "holding")]
+        if phase.startswith("dialing:"):
+            # a Dial ran while no ACD held the call, and this ACD cannot settle it from its state:
+            # if it was answered the conversation is over, and must not be queued again
+            return [self._send("orphan_dial", "GET VARIABLE", "DIALSTATUS")]
         self.stage = "greeting"  # unknown to this ACD: join again (the place is lost)
+        return [Note(f"resume of {self.call_id}: not known here, joining the queue again")]
+
+    def _r_orphan_dial(self, r: Reply) -> list:
+        if (r.data or "").strip().upper() == "ANSWER":
+            self.stage = "done"
+            return [Note(f"resume of {self.call_id}: its conversation took place while no ACD held it; "
+                         "done")] + self._finish(ANSWERED)
+        self.stage = "greeting"
         return [Note(f"resume of {self.call_id}: not known here, joining the queue again")]
 
     def _minus_one(self, tag: str, r: Reply) -> list:

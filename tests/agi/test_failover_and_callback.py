@@ -90,6 +90,18 @@ class FailoverTest(unittest.TestCase):
         yield done
         self.assertEqual(self.first.outcome("unknown-call-7"), "abandoned")
 
+    @defer.inlineCallbacks
+    def test_resume_after_a_conversation_the_acd_does_not_know_is_not_queued_again(self):
+        # the old ACD died during Dial; the agent hung up; the ACD now asked has no record of the
+        # call (issue 14: such conversations heard "sorry, busy" and were queued again)
+        ch, done, uid = fastagi_call(self.first, request="hotline?resume=gone-call-8",
+                                     variables={"CC_PHASE": "dialing:a9", "DIALSTATUS": "ANSWER"})
+        rec = yield done
+        self.assertEqual(rec.variables["CC_RESULT"], "answered")
+        self.assertIsNone(self.first.engine.call_info("gone-call-8"))
+        self.assertNotIn("gone-call-8", self.first.ended)
+        self.assertFalse(any(c.startswith("EXEC StartMusicOnHold") for c in rec.commands))
+
 
 class CallbackTest(unittest.TestCase):
     timeout = 30
