@@ -331,7 +331,10 @@ class CallControl:
         masked = mask_number(number)
         if admitted and not opts.resume:
             self.setups += 1
-            self._register_caller(call_id, number)
+        if admitted:
+            # on a resume too: the channel still carries the number, and this ACD's records may
+            # never have seen the call queue (a standby's CDR needs the hash and the masked number)
+            self._register_caller(call_id, number, masked)
         flow = InboundCall(opts, call_id=call_id, caller_masked=masked, caller_number=number, known=known,
                            admitted=admitted)
         session.flow = flow
@@ -350,17 +353,17 @@ class CallControl:
         except (StopIteration, AttributeError, TypeError):
             return 15.0
 
-    def _register_caller(self, call_id: str, number: str) -> None:
+    def _register_caller(self, call_id: str, number: str, masked: str = "") -> None:
         rec = self.records
         fn = None
         if rec is not None:  # the records writer (issue 5) names it call_registered
-            fn = getattr(rec, "call_registered", None) or getattr(rec, "register_caller_hash", None)
+            fn = getattr(rec, "call_registered", None)
         if fn is None or not number or not self.caller_hash_key:
             return
         try:
-            fn(call_id, caller_hash(number, self.caller_hash_key))
+            fn(call_id, caller_hash(number, self.caller_hash_key), masked)
         except Exception:
-            log.failure("records: register_caller_hash failed for {call}", call=call_id)
+            log.failure("records: call_registered failed for {call}", call=call_id)
 
     def _take_over(self, call_id: str) -> None:
         orphan = self.orphans.pop(call_id, None)

@@ -75,6 +75,7 @@ class RecordBuilder:
         self.queue_log = QueueLogMapper(queues_by_pool)
         self.calls: dict[str, _OpenCall] = {}
         self.hashes = _Lru(self.MAX_REMEMBERED)  # call_id -> caller hash (registered, open or recently closed)
+        self.masked = _Lru(self.MAX_REMEMBERED)  # call_id -> masked number, for calls this process never saw queue
         self.closed = _Lru(self.MAX_REMEMBERED)  # call_id -> seq of its last offer (CDR already emitted)
         self.late_offers: dict[tuple[str, str], dict] = {}  # (call, agent) -> offer still ringing at CallEnded
         self.agents: dict[str, tuple[str, str, str, float]] = {}  # agent -> (state, pool, reason, since)
@@ -83,10 +84,24 @@ class RecordBuilder:
 
     # -- inputs that are not engine events -----------------------------------
 
-    def call_registered(self, call_id: str, caller_hash: str) -> list[Op]:
+    def call_registered(self, call_id: str, caller_hash: str, caller_masked: str = "") -> list[Op]:
+        """Call control's caller facts: the keyed hash, and the masked number.
+
+        Call control registers them when the call arrives *and* when an ACD resumes
+        it (the channel still carries the number), so a standby that never saw the
+        call queue still writes a CDR with both (issue 14).
+        """
         self.hashes.put(call_id, caller_hash)
+        if caller_masked:
+            self.masked.put(call_id, caller_masked)
+            c = self.calls.get(call_id)
+            if c is not None and not c.caller_masked:
+                c.caller_masked = caller_masked
         if call_id in self.closed:
-            return [(UPDATE_CDR, call_id, {"caller_hash": caller_hash})]
+            values = {"caller_hash": caller_hash}
+            if caller_masked:
+                values["caller_masked"] = caller_masked
+            return [(UPDATE_CDR, call_id, values)]
         return []
 
     @staticmethod
@@ -178,7 +193,8 @@ class RecordBuilder:
     def _CallEnded(self, e: ev.CallEnded) -> list[Op]:
         c = self.calls.pop(e.call_id, None)
         if c is None:  # never saw it queue: rebuild what the end event tells
-            c = _OpenCall(e.queue, e.category, e.priority, "", e.t - e.wait_s - e.talk_s, e.callback)
+            c = _OpenCall(e.queue, e.category, e.priority, self.masked.get(e.call_id) or "",
+                          e.t - e.wait_s - e.talk_s, e.callback)
             if e.agent_id and e.outcome in (ev.OUTCOME_ANSWERED, ev.OUTCOME_CALLED_BACK):
                 c.answered = e.t - e.talk_s
         row = {

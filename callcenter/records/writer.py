@@ -210,15 +210,16 @@ class RecordsWriter:
 
     __call__ = event_emitted
 
-    def call_registered(self, call_id: str, caller_hash: str) -> None:
-        """Call control's hand-over of the caller's number hash (the engine never sees the number)."""
-        call_id, caller_hash = str(call_id), str(caller_hash)
+    def call_registered(self, call_id: str, caller_hash: str, caller_masked: str = "") -> None:
+        """Call control's hand-over of the caller's number hash (the engine never sees the number),
+        and of the masked number (for a call resumed here, whose CallQueued this process never saw)."""
+        call_id, caller_hash, caller_masked = str(call_id), str(caller_hash), str(caller_masked or "")[:32]
         with self._hashes_lock:
             self._caller_hashes[call_id] = caller_hash
             self._caller_hashes.move_to_end(call_id)
             while len(self._caller_hashes) > self.max_caller_hashes:
                 self._caller_hashes.popitem(last=False)
-        self._put(_Item(_REGISTERED, (call_id, caller_hash)))
+        self._put(_Item(_REGISTERED, (call_id, caller_hash, caller_masked)))
 
     def caller_hash_of(self, call_id: str) -> str | None:
         """The caller hash registered for a call still going (None: unknown or its CDR is written).

@@ -65,8 +65,10 @@ class Records:
     def __init__(self):
         self.registered: list[tuple[str, str]] = []
 
-    def call_registered(self, call_id, caller_hash):
+    def call_registered(self, call_id, caller_hash, caller_masked=""):
         self.registered.append((call_id, caller_hash))
+        self.masked = getattr(self, "masked", {})
+        self.masked[call_id] = caller_masked
 
 
 class AcdWorld:

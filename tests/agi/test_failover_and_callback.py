@@ -65,6 +65,10 @@ class FailoverTest(unittest.TestCase):
         self.assertEqual(rec2.variables["CC_RESULT"], "answered")
         self.assertEqual(second.outcome(uid), "answered")
         self.assertEqual(second.reserved_agents(), [])
+        # the standby's records never saw the call queue: call control registers the caller's hash
+        # and masked number on the resume too, so its CDR is complete (issue 14)
+        self.assertIn(uid, [c for c, _h in second.acd.records.registered])
+        self.assertEqual(second.acd.records.masked[uid], "138****5678")
 
     @defer.inlineCallbacks
     def test_acd_lost_during_dial_next_acd_settles_it_from_dialstatus(self):

@@ -137,3 +137,17 @@ def test_builder_is_robust_to_missing_and_late_events():
     # events of unknown calls and odd transitions do not raise
     assert b.feed(ev.OfferEnded(T, "nope", "a9", "own", 0, ev.NO_ANSWER, 1.0)) == []
     b.feed(ev.AgentStateChanged(T, "a9", "own", ev.WRAPUP, ev.READY))
+
+
+def test_a_call_resumed_here_gets_its_caller_facts_in_the_cdr():
+    # issue 14: a standby never saw CallQueued; call control registers hash + masked number on resume
+
+    b = RecordBuilder()
+    assert b.call_registered("r1", "h1", "139****0005") == []
+    ops = b.feed(ev.CallEnded(100.0, "r1", "q", "other", 0, ev.OUTCOME_ABANDONED, 12.0))
+    row = next(op[2] for op in ops if op[0] == INSERT and op[1] == "cdr")
+    assert row["caller_masked"] == "139****0005" and row["caller_hash"] == "h1"
+    # registered only after the CDR was written: both are updated
+    b.feed(ev.CallEnded(101.0, "r2", "q", "other", 0, ev.OUTCOME_ABANDONED, 3.0))
+    assert b.call_registered("r2", "h2", "138****1234") == [
+        (UPDATE_CDR, "r2", {"caller_hash": "h2", "caller_masked": "138****1234"})]
