@@ -104,6 +104,39 @@ class RecordBuilder:
             return [(UPDATE_CDR, call_id, values)]
         return []
 
+    def calls_restored(self, snapshot: dict, tiers: dict[str, int]) -> list[Op]:
+        """This ACD took over: open the calls of the restored engine state (``Engine.snapshot()``).
+
+        Their CallQueued went to the ACD that died, so without this their CDRs
+        would be rebuilt from CallEnded alone: no masked number, arrival guessed
+        from the wait, no offer.  The snapshot carries what the CDR needs: the
+        masked number, arrival, answer time, choices, callback origin, and the
+        offer in progress (earlier offers' details died with the other ACD; the
+        current one keeps its attempt number as ``seq``).
+        """
+        agents = {a.get("id"): a for a in snapshot.get("agents") or []}
+        for c in snapshot.get("calls") or []:
+            cid = c.get("id")
+            if not cid or cid in self.calls or cid in self.closed:
+                continue
+            oc = _OpenCall(str(c.get("queue") or ""), str(c.get("category") or ""), int(c.get("priority") or 0),
+                           str(c.get("caller_masked") or self.masked.get(cid) or ""), float(c.get("arrived") or 0.0),
+                           bool(c.get("callback")), c.get("origin"))
+            oc.choices = [str(x)[:16] for x in c.get("choices") or []]
+            if c.get("answered_at") is not None:
+                oc.answered = float(c["answered_at"])
+            agent = agents.get(c.get("agent"))
+            if agent is not None and c.get("state") in ("offered", "talking") and c.get("offer_at") is not None:
+                talking = c.get("state") == "talking" and oc.answered is not None
+                oc.offers.append({
+                    "seq": max(1, int(c.get("attempt") or 1)), "agent_id": agent["id"], "pool": agent.get("pool"),
+                    "tier": int(tiers.get(agent.get("pool"), 0)), "offered_at": utc(float(c["offer_at"])),
+                    "result": ev.ANSWERED if talking else None,
+                    "ring_s": max(0.0, oc.answered - float(c["offer_at"])) if talking else 0.0,
+                })
+            self.calls[cid] = oc
+        return []
+
     @staticmethod
     def wrapup_submitted(call_id: str, agent_id: str, pool: str, disposition: str, notes: str,
                          ticket: dict | None, t: float) -> list[Op]:

@@ -59,7 +59,7 @@ TABLES = {t.name: t for t in models.metadata.sorted_tables}
 # Parents before children (cdr before cdr_offers).
 TABLE_ORDER = [t.name for t in models.metadata.sorted_tables]
 
-_EVENT, _REGISTERED, _AUDIT, _OPEN_INTERVALS, _WRAPUP = range(5)
+_EVENT, _REGISTERED, _AUDIT, _OPEN_INTERVALS, _WRAPUP, _RESTORED = range(6)
 
 # Caller hashes kept for caller_hash_of(): live calls, plus headroom.  Far above the
 # calls one ACD has open at once; the oldest entry goes first when it is full.
@@ -220,6 +220,10 @@ class RecordsWriter:
             while len(self._caller_hashes) > self.max_caller_hashes:
                 self._caller_hashes.popitem(last=False)
         self._put(_Item(_REGISTERED, (call_id, caller_hash, caller_masked)))
+
+    def calls_restored(self, snapshot: dict, tiers: dict[str, int]) -> None:
+        """This ACD took over with ``snapshot`` (Engine.snapshot()): its calls' CDR facts (cdr.py)."""
+        self._put(_Item(_RESTORED, (snapshot, dict(tiers))))
 
     def caller_hash_of(self, call_id: str) -> str | None:
         """The caller hash registered for a call still going (None: unknown or its CDR is written).
@@ -402,6 +406,8 @@ class RecordsWriter:
                     item.ops = b.audit_logged(*item.payload)
                 elif item.kind == _WRAPUP:
                     item.ops = b.wrapup_submitted(*item.payload)
+                elif item.kind == _RESTORED:
+                    item.ops = b.calls_restored(*item.payload)
                 else:
                     item.ops = b.open_intervals()
             except Exception as exc:  # our bug: keep the event for an operator, carry on
