@@ -66,7 +66,7 @@ def run(n_orders: int, n_units: int, seed: int) -> dict:
     rng = random.Random(seed)
     n_streets = n_units - len(DEPARTMENTS)
     streets = [(DISTRICTS[i % len(DISTRICTS)], f"街道{i:03d}") for i in range(n_streets)]
-    units = [f"street:{d}/{s}" for d, s in streets] + DEPARTMENTS
+    units = [f"street:{d}:{s}" for d, s in streets] + DEPARTMENTS
     slow = set(rng.sample(units, k=max(1, n_units // 10)))
     cfg = build_config(streets)
     clock = SimClock(MON)

@@ -297,6 +297,17 @@ class OrderBook:
             self._schedule(o)
         return events
 
+    # ------------------------------------------------------------ restore
+    def restore(self, o: Order) -> None:
+        """Put back an order read from SQL at start (open, or closed within ``similar_days``)."""
+        if o.id in self.orders:
+            raise OrderError(f"order {o.id} exists")
+        o.words = tokens(f"{o.summary} {o.request_text}", self._segment)
+        self.orders[o.id] = o
+        self._by_place.setdefault((o.category, o.district, o.street), []).append(o.id)
+        if o.state in st.OPEN_STATES:
+            self._schedule(o)
+
     # ------------------------------------------------------------ queries
     def clusters(self, min_requests: int = 2) -> list[Order]:
         """Orders that gathered repeated requests (共性诉求), most requests first."""

@@ -5,19 +5,21 @@ the ACD, ``task.Clock`` in tests, the simulator's clock in benchmarks/orders.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterable
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
-from .book import OrderBook, OrderEvent
+from .book import Order, OrderBook, OrderEvent
 
 __all__ = ["OrderDesk"]
 
 
 class OrderDesk:
-    def __init__(self, book: OrderBook, clock: IReactorTime):
+    def __init__(self, book: OrderBook, clock: IReactorTime, new_id: Callable[[], str] | None = None):
         self.book = book
         self.clock = clock
+        self.new_id = new_id or (lambda: "WO" + uuid.uuid4().hex[:12].upper())
         self._listeners: list[Callable[[OrderEvent], None]] = []
         self._timer: IDelayedCall | None = None
         self._timer_at: float | None = None
@@ -31,6 +33,15 @@ class OrderDesk:
         self._publish(events)
         self._rearm()
         return events
+
+    def restored(self, orders: Iterable[Order]) -> int:
+        """Orders read back from SQL at start: into the book, and supervision re-armed."""
+        n = 0
+        for o in orders:
+            self.book.restore(o)
+            n += 1
+        self._rearm()
+        return n
 
     def _publish(self, events: list[OrderEvent]) -> None:
         for e in events:

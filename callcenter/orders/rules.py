@@ -3,7 +3,7 @@ functions that read it.
 
 * Dispatch (一单直达): the first rule whose category (and district, when the rule names one)
   matches decides the owning unit: ``to: street`` sends the order to the street/township unit of
-  the caller's district and street (``street:<district>/<street>``), anything else names a unit
+  the caller's district and street (``street:<district>:<street>``), anything else names a unit
   (a department such as ``dept:market-regulation``).  No rule: the dispatch desk keeps it.
 * Deadlines: the first rule whose urgency (and category, when it names one) matches; ``hours``
   count round the clock (an urgent epidemic request does not wait for Monday), ``working_days``
@@ -69,6 +69,14 @@ class CalendarConfig(_Model):
     holidays: Annotated[list[date], Field(max_length=1000)] = []
     workdays: Annotated[list[date], Field(max_length=1000)] = []  # 调休: weekend days worked
 
+    @model_validator(mode="after")
+    def _valid(self):
+        try:
+            WorkingCalendar(self.zone, self.day_start, self.day_end)
+        except Exception as exc:  # ZoneInfoNotFoundError, ValueError
+            raise ValueError(f"calendar: {exc}") from None
+        return self
+
 
 class OrdersConfig(_Model):
     dispatch_desk: Text64 = "dispatch-desk"  # owns an order until it is dispatched, and when returned
@@ -108,7 +116,7 @@ def calendar_of(cfg: OrdersConfig) -> WorkingCalendar:
 
 
 def street_unit(district: str, street: str) -> str:
-    return f"street:{district}/{street}"
+    return f"street:{district}:{street}"
 
 
 def owning_unit(cfg: OrdersConfig, category: str, district: str, street: str) -> str | None:

@@ -41,7 +41,7 @@ def test_epidemic_orders_go_straight_to_the_street_with_a_deadline_and_one_owner
     events = new(book, "o1", urgency="urgent")
     assert [e.kind for e in events] == ["created", "dispatched"]
     o = book.orders["o1"]
-    assert o.state == st.DISPATCHED and o.owner == "street:雁塔区/小寨路街道"
+    assert o.state == st.DISPATCHED and o.owner == "street:雁塔区:小寨路街道"
     assert o.deadline == MON + 2 * 3600  # urgent: 2 hours round the clock
     new(book, "o2", category="consumer", summary="超市哄抬菜价")
     assert book.orders["o2"].owner == "dept:market-regulation"
@@ -79,7 +79,7 @@ def test_reminder_then_escalation_levels_in_order_with_one_timer_entry_per_order
     assert [e.kind for e in book.due(MON + 5400)] == ["reminded"]
     assert book.due(MON + 7199) == []
     (e,) = book.due(MON + 7200)
-    assert e.kind == "escalated" and e.data["level"] == "unit" and e.data["to"] == "street:雁塔区/小寨路街道"
+    assert e.kind == "escalated" and e.data["level"] == "unit" and e.data["to"] == "street:雁塔区:小寨路街道"
     evs = book.due(MON + 7200 + 30 * 3600)
     assert [(x.data["level"], x.data["to"]) for x in evs] == [("office", "supervision-office"), ("leader", "leader")]
     assert evs[0].at == MON + 7200 + 4 * 3600  # each step at its own time, not when asked
@@ -202,8 +202,8 @@ def test_the_desk_fires_supervision_on_its_clock_with_one_timer():
     assert len(clock.getDelayedCalls()) == 1
     clock.advance(5400)
     assert [e.kind for e in seen[-2:]] == ["reminded", "reminded"]
-    desk.run("accept", "o1", "street:雁塔区/小寨路街道")
-    desk.run("close", "o1", "street:雁塔区/小寨路街道", "done")
+    desk.run("accept", "o1", "street:雁塔区:小寨路街道")
+    desk.run("close", "o1", "street:雁塔区:小寨路街道", "done")
     clock.advance(1800)
     assert [(e.order_id, e.kind) for e in seen[-1:]] == [("o2", "escalated")]
     assert len(clock.getDelayedCalls()) == 1
