@@ -7,6 +7,7 @@ from __future__ import annotations
 from twisted.internet import threads
 from twisted.logger import Logger
 
+from callcenter import metrics
 from callcenter.records.db import normalize_url
 
 from .book import OrderBook, OrderEvent
@@ -23,10 +24,12 @@ class OrdersSubsystem:
         self.desk = OrderDesk(self.book, acd.reactor)
         self.listening: list[tuple[str, str]] = []
         self.desk.subscribe(self._event)
+        self.collector = metrics.OrdersCollector(self.book, acd.reactor, reactor=acd.reactor)
         acd.orders = self.desk
 
     def _event(self, e: OrderEvent) -> None:
         o = self.book.orders.get(e.order_id)
+        metrics.order_event_counted(e, o.urgency if o is not None else "")
         if o is not None and self.acd.records is not None:
             self.acd.records.order_changed(order_row(o, self.acd.reactor.seconds()), [event_row(e)])
         if e.kind == "escalated":
@@ -48,10 +51,15 @@ class OrdersSubsystem:
                       err=failure.getErrorMessage())
 
         d.addCallbacks(loaded, failed)
+        d.addCallback(lambda _: metrics.REGISTRY.register(self.collector))
         return d
 
     def stop(self):
         self.desk.stop()
+        try:
+            metrics.REGISTRY.unregister(self.collector)
+        except KeyError:  # start did not get that far
+            pass
 
 
 def make_subsystem(acd) -> OrdersSubsystem:
