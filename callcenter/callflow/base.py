@@ -15,6 +15,17 @@ still answers ``200 result=1`` before the new line is run (01b, point 7), so a
 ``NOOP`` written behind the hold loop's ``WAIT FOR DIGIT`` is how a flow cuts
 a hold short when the engine decides something.  ``STREAM FILE``/``GET DATA``
 would be aborted *without* a reply (01b), so a flow never interrupts those.
+
+The interrupt has one race, inherent to the stdio buffer: if it reaches
+Asterisk before Asterisk has ``read()`` the ``WAIT FOR DIGIT`` line, both land
+in the stdio buffer, the wait runs to its end (``result=0``) and the ``NOOP``
+is stranded like any pipelined line.  The shell makes that rare (it holds the
+interrupt back until the wait has been out ``INTERRUPT_GUARD_S``) and the flow
+recovers from it: once the wait has answered, a missing ``NOOP`` reply after
+``NUDGE_AFTER_S`` gets one more ``NOOP`` (:meth:`FlowBase.nudge`).  New bytes
+wake ``poll()``, ``fgets`` returns the stranded line, then the new one: two
+replies, exactly what the flow then expects.  A ``NOOP`` that was merely slow
+costs one extra reply, also expected.  Bounded by ``MAX_NUDGES``.
 """
 
 from __future__ import annotations
@@ -26,6 +37,10 @@ from callcenter.agi.protocol import ProtocolError, Reply, format_command
 from .actions import Finish, Note, Send
 
 INTERRUPTIBLE = "wfd"  # the tag of the hold-loop WAIT FOR DIGIT
+INTERRUPT = "interrupt"  # the tag of the line that cuts it short (and of a nudge)
+INTERRUPT_GUARD_S = 0.05  # the shell writes an interrupt no sooner after the WAIT FOR DIGIT it cuts
+NUDGE_AFTER_S = 0.5  # the wait answered but the interrupt did not: it may be stranded, nudge
+MAX_NUDGES = 4
 
 
 class FlowBase:
@@ -45,6 +60,7 @@ class FlowBase:
         self.finished = False
         self.result: str | None = None
         self.commands_sent = 0
+        self._nudges = 0
 
     # ------------------------------------------------------------ helpers
 
@@ -91,10 +107,30 @@ class FlowBase:
             return []
         if tuple(self._inflight) == (INTERRUPTIBLE,) and not self._queued:
             self._interrupted = True
-            self._inflight.append("sync")
+            self._inflight.append(INTERRUPT)
             self.commands_sent += 1
-            return [Send(format_command("NOOP", "interrupt"), "sync", interrupt=True)]
+            return [Send(format_command("NOOP", "interrupt"), INTERRUPT, interrupt=True)]
         return []
+
+    @property
+    def needs_nudge(self) -> bool:
+        """The interrupted wait has answered, the interrupt line has not (yet): maybe stranded."""
+        return bool(self._inflight) and all(tag == INTERRUPT for tag in self._inflight)
+
+    def nudge(self) -> list:
+        """The shell's timer: no reply to the interrupt ``NUDGE_AFTER_S`` after the wait's (module doc)."""
+        if not self.needs_nudge or self.finished:
+            return []
+        if self._nudges >= MAX_NUDGES:
+            return self._gate(self.give_up(f"no reply to {len(self._inflight)} interrupt line(s)"))
+        self._nudges += 1
+        self._inflight.append(INTERRUPT)
+        self.commands_sent += 1
+        return [Send(format_command("NOOP", "nudge"), INTERRUPT, interrupt=True),
+                Note(f"no reply to the hold interrupt after {NUDGE_AFTER_S} s; nudged", "info")]
+
+    def give_up(self, why: str) -> list:  # pragma: no cover - overridden
+        return [Finish("error")]
 
     def _finish(self, result: str) -> list:
         """Tell the dialplan how the call left us (``CC_RESULT``), then close.
@@ -126,6 +162,8 @@ class FlowBase:
         tag = self._inflight.popleft()
         if tag == INTERRUPTIBLE:
             self._interrupted = False
+        elif tag == INTERRUPT:
+            self._nudges = 0 if INTERRUPT not in self._inflight else self._nudges
         if reply.dead_channel:
             # 511: a media/channel command on a hung-up channel (02, 03, 08b)
             self.hung_up = True
@@ -135,9 +173,9 @@ class FlowBase:
             self._queued.clear()
             return [Finish(self.finishing or "done")]
         actions: list = []
-        if tag != "sync":
+        if tag not in ("sync", INTERRUPT):
             actions.extend(self.on_reply(tag, reply))
-        if reply.code in (510, 520) and tag != "sync":
+        if reply.code in (510, 520) and tag not in ("sync", INTERRUPT):
             actions.append(Note(f"Asterisk refused {tag!r}: {reply.code} {reply.text[:80]}", "warn"))
         out = self._gate(actions)
         if self.idle and not self.finished and not self.finishing:

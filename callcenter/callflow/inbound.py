@@ -37,7 +37,7 @@ import math
 from collections import deque
 from dataclasses import replace
 
-from callcenter.agi.protocol import Reply
+from callcenter.agi.protocol import Reply, format_command
 from callcenter.engine.events import (
     CallAnswered,
     CallEnded,
@@ -46,8 +46,8 @@ from callcenter.engine.events import (
     PositionAnnounced,
 )
 
-from .actions import Note, Report
-from .base import INTERRUPTIBLE, FlowBase
+from .actions import Finish, Note, Report, Send
+from .base import INTERRUPT, INTERRUPTIBLE, FlowBase
 from .options import FlowOptions
 
 DIAL_RESULTS = {
@@ -61,6 +61,8 @@ DIAL_RESULTS = {
 }
 
 _ENDPOINT_OK = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_/@.:+-")
+
+MAX_STRIKES = 4  # unexplained -1s / impossible replies in a row before the call is given up
 
 # results of the flow, written to CC_RESULT for the dialplan
 ANSWERED = "answered"
@@ -131,6 +133,10 @@ class InboundCall(FlowBase):
         self.dial_live = False
         self.answered_reported = False
         self.outcome: str | None = None
+        self.strikes = 0  # consecutive replies real Asterisk would not give (bounded: MAX_STRIKES)
+        self.moh_failed = False
+        self._missing_file = False
+        self.gave_up: str | None = None
 
     # ------------------------------------------------------------ inputs
 
@@ -182,6 +188,34 @@ class InboundCall(FlowBase):
             acts.extend(self.advance())
         return acts
 
+    def give_up(self, why: str) -> list:
+        """The peer keeps answering what Asterisk never would: end the call, bounded (issue 16 item 7).
+
+        The link can no longer be trusted to pair replies with commands, so no more
+        round trips: report the end (``call_dropped``: the fallback takes the caller),
+        write ``CC_RESULT=fallback`` without waiting for its reply, and close.
+        """
+        if self.finished:
+            return []
+        acts: list = [Note(f"giving up on the AGI link of {self.call_id}: {why}", "warn")]
+        if self.call_live and not self.callback_chosen:
+            self.call_live = False
+            acts.append(Report("call_dropped", {"call_id": self.call_id, "reason": "agi-error"}))
+        self.finishing = self.result = FALLBACK
+        self.finished = True
+        self.gave_up = why
+        self._queued.clear()
+        acts += [Send(format_command("SET VARIABLE", "CC_RESULT", FALLBACK), "final", interrupt=True),
+                 Finish(FALLBACK)]
+        return acts
+
+    def _strike(self, what: str) -> list:
+        """One reply Asterisk would not send here; MAX_STRIKES in a row end the call."""
+        self.strikes += 1
+        if self.strikes >= MAX_STRIKES:
+            return self.give_up(f"{self.strikes} unexpected replies in a row (last: {what})")
+        return []
+
     def connection_lost(self) -> list:
         """The AGI link is gone for good (after any resume grace): settle the outcome."""
         self.finished = True
@@ -197,6 +231,8 @@ class InboundCall(FlowBase):
     # ------------------------------------------------------------ replies
 
     def on_reply(self, tag: str, r: Reply) -> list:
+        if r.code in (510, 520):  # we only write valid commands: the peer is not in step with us
+            return self._strike(f"{tag} answered {r.code}")
         handler = getattr(self, f"_r_{tag}", None)
         return handler(r) if handler else []
 
@@ -251,42 +287,77 @@ class InboundCall(FlowBase):
             return [Report("offer_failed", {"call_id": self.call_id, "agent_id": k.get("agent_id"),
                                             "result": "cancelled"}),
                     self._send("ignore", "SET VARIABLE", "CC_PHASE", "holding")]
+        if phase.startswith("dialing:"):
+            # a Dial ran while no ACD held the call, and this ACD cannot settle it from its state:
+            # if it was answered the conversation is over, and must not be queued again
+            return [self._send("orphan_dial", "GET VARIABLE", "DIALSTATUS")]
         self.stage = "greeting"  # unknown to this ACD: join again (the place is lost)
         return [Note(f"resume of {self.call_id}: not known here, joining the queue again")]
 
+    def _r_orphan_dial(self, r: Reply) -> list:
+        if (r.data or "").strip().upper() == "ANSWER":
+            self.stage = "done"
+            return [Note(f"resume of {self.call_id}: its conversation took place while no ACD held it; "
+                         "done")] + self._finish(ANSWERED)
+        self.stage = "greeting"
+        return [Note(f"resume of {self.call_id}: not known here, joining the queue again")]
+
+    def _minus_one(self, tag: str, r: Reply) -> list:
+        """Every -1 is confirmed with CHANNEL STATUS (06b: -1 is not always a hang-up)."""
+        # STREAM FILE of a missing file answers -1 endpos=0 with the caller still there (01b)
+        self._missing_file = tag == "prompt" and r.extra.get("endpos") == "0"
+        return [self._send("probe", "CHANNEL STATUS")]
+
+    def _clean(self) -> list:
+        self.strikes = 0
+        return []
+
     def _r_prompt(self, r: Reply) -> list:
         if r.result_int == -1:
-            return [self._send("probe", "CHANNEL STATUS")]
+            return self._minus_one("prompt", r)
         if r.digit:
             self.playlist.clear()
             self.choice = r.digit
-        return []
+        return self._clean()
 
     _r_say = _r_prompt
 
     def _r_menu(self, r: Reply) -> list:
         if r.result_int == -1:
-            return [self._send("probe", "CHANNEL STATUS")]
+            return self._minus_one("menu", r)
         digits = (r.result or "").strip()
         cat = self.opts.menu_map.get(digits[:1]) if digits else None
         if cat:
             self.opts = replace(self.opts, category=cat)
-        return []
+        return self._clean()
 
     def _r_wfd(self, r: Reply) -> list:
         if r.result_int == -1:  # 07a: a hang-up during WAIT FOR DIGIT; confirm like every -1
-            return [self._send("probe", "CHANNEL STATUS")]
+            return self._minus_one("wfd", r)
+        if r.result_int == 1 and INTERRUPT not in self.in_flight:
+            # 01b: result=1 only when a line cut the wait short, and we wrote none: the replies
+            # are out of step with our commands (an extra reply earlier)
+            return self._strike("WAIT FOR DIGIT answered 1 though not interrupted")
         if r.digit:
             self.choice = r.digit
-        return []
+        return self._clean() if r.ok else self._strike(f"WAIT FOR DIGIT answered {r.code}")
 
     def _r_moh(self, r: Reply) -> list:
         self.moh_on = r.ok and r.result_int != -1
+        if not self.moh_on:
+            self.moh_failed = True  # hold in silence rather than ask again and again
+            return self._strike(f"StartMusicOnHold answered {r.code} {r.result}")
         return []
 
     def _r_probe(self, r: Reply) -> list:
         # 511 already set hung_up in FlowBase; 200 result=6 means the caller is still here
-        return []
+        if r.dead_channel:
+            return self._clean()
+        if not r.ok or r.result_int is None or not 0 <= r.result_int <= 7:
+            return self._strike(f"CHANNEL STATUS answered {r.code} {r.result}")
+        if self._missing_file:
+            return []  # a missing prompt: carry on (the playlist moves on)
+        return self._strike("-1 with the channel still up")
 
     def _r_dial(self, r: Reply) -> list:
         if not r.ok or r.result_int == -1:
@@ -400,7 +471,7 @@ class InboundCall(FlowBase):
             if ann.callback_offered and self.opts.callback_offer:
                 self.playlist.append(("prompt", "STREAM FILE", self.opts.callback_prompt, "12"))
             return self._play_next()
-        if not self.moh_on:
+        if not self.moh_on and not self.moh_failed:
             return [self._send("moh", "EXEC", "StartMusicOnHold", self.opts.moh)]
         return [self._send(INTERRUPTIBLE, "WAIT FOR DIGIT", self.opts.wait_ms)]
 
