@@ -27,12 +27,7 @@ from tests.support.e2e import (
     reconcile,
 )
 
-pytestmark = [
-    pytest.mark.asterisk, pytest.mark.slow,
-    pytest.mark.skipif(not os.environ.get("CALLCENTER_E2E_FAILOVER"),
-                       reason="issue 14: calls are lost while the standby takes over until [cc-inbound] retries "
-                              "the ACD addresses; run with CALLCENTER_E2E_FAILOVER=1"),
-]
+pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
 
 
 def ready_seats(acd: AcdProcess) -> int:

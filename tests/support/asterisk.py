@@ -23,7 +23,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,10 +165,8 @@ class Asterisk:
         # CALLCENTER_E2E_VERBOSE=3: Asterisk's verbose messages into messages.log (debugging a test)
         self.verbose = verbose or int(os.environ.get("CALLCENTER_E2E_VERBOSE", "0") or 0)
         self.ami_port = free_port()
-        # Asterisk's environment is what classic AGI scripts inherit: the project's interpreter
-        # first on PATH (the scripts start with `#!/usr/bin/env python3`), plus what the caller adds
-        venv_bin = str(Path(sys.executable).parent)
-        self.env = dict(os.environ, PATH=venv_bin + os.pathsep + os.environ.get("PATH", ""), **(env or {}))
+        # Asterisk's environment is what classic AGI scripts inherit (e.g. CALLCENTER_AGI_SECRET)
+        self.env = dict(os.environ, **(env or {}))
         self.proc: subprocess.Popen | None = None
         self._ami: Ami | None = None
 

@@ -93,6 +93,7 @@ def project_dialplan(acd_ports: list[int], relay_ports: list[int]) -> str:
         "CC_ACD2=agi://10.0.0.6:4573": f"CC_ACD2=agi://127.0.0.1:{acd_ports[1]}",
         r"CC_RELAY=10.0.0.5:4574\,10.0.0.6:4574": rf"CC_RELAY=127.0.0.1:{relay_ports[0]}\,127.0.0.1:{relay_ports[1]}",
         "CC_AGI_DIR=/opt/callcenter/agi_scripts": f"CC_AGI_DIR={REPO / 'agi_scripts'}",
+        "CC_PYTHON=/opt/callcenter/.venv/bin/python": f"CC_PYTHON={sys.executable}",
         "CC_FALLBACK_DIAL=PJSIP/fallback-group": "CC_FALLBACK_DIAL=Local/fallback@e2e-fallback",
         "PJSIP/${CC_NUMBER}@pstn-out": "Local/${CC_NUMBER}@e2e-pstn",
     }
