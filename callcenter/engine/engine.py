@@ -227,12 +227,14 @@ class _PoolState:
 
 class _QueueState:
     __slots__ = ("cfg", "plan_name", "plan", "rules", "top_tier", "pools", "order", "buckets", "queue_level",
-                 "aht", "sweeping", "sweep_again", "strategy")
+                 "aht", "sweeping", "sweep_again", "strategy", "plan_by", "plan_at")
 
     def __init__(self, cfg, pools: list[_PoolState]) -> None:
         self.cfg = cfg
         self.plan_name: str | None = None
         self.plan = None
+        self.plan_by: str | None = None  # who switched the plan on, and when (shown in status)
+        self.plan_at: float | None = None
         self.pools = sorted(pools, key=lambda p: p.cfg.tier)
         self.top_tier = max(p.cfg.tier for p in pools)
         self.rules = routing.tier_rules(cfg, None)
@@ -930,6 +932,7 @@ class Engine:
         now = self.clock.seconds()
         previous = qs.plan_name
         qs.set_plan(plan)
+        qs.plan_by, qs.plan_at = (by, now) if plan is not None else (None, None)
         self._emit(EmergencyChanged(now, qs.cfg.name, plan, previous, by))
         self._dirty_queues[qs] = None
         for entry in list(qs.order):
@@ -1022,7 +1025,8 @@ class Engine:
             queues.append({
                 "name": qs.cfg.name, "waiting": waiting, "callbacks_waiting": callbacks,
                 "oldest_wait_s": 0.0 if oldest is None else now - oldest,
-                "ewt_s": self._queue_ewt(qs), "emergency": qs.plan_name, "overflow_tier": qs.queue_level,
+                "ewt_s": self._queue_ewt(qs), "emergency": qs.plan_name, "emergency_by": qs.plan_by,
+                "emergency_since": qs.plan_at, "overflow_tier": qs.queue_level,
                 "aht_s": qs.aht,
             })
         pools = []
@@ -1544,7 +1548,8 @@ class Engine:
         return {
             "version": SNAPSHOT_VERSION, "t": self.clock.seconds(), "seq": self._seq, "offer_seq": self._offer_seq,
             "agent_seq": self._agent_seq, "tseq": self._tseq,
-            "queues": {n: {"plan": qs.plan_name, "aht": qs.aht, "queue_level": qs.queue_level}
+            "queues": {n: {"plan": qs.plan_name, "aht": qs.aht, "queue_level": qs.queue_level,
+                           "plan_by": qs.plan_by, "plan_at": qs.plan_at}
                        for n, qs in self._queues.items()},
             "pools": {n: {"home_waiting": ps.home_waiting, "home_at": ps.home_at} for n, ps in self._pools.items()},
             "agents": agents, "calls": calls,
@@ -1562,6 +1567,23 @@ class Engine:
         engine._dirty_queues.clear()  # the snapshot's overflow levels are already settled
         engine._dirty_pools.clear()
         return engine
+
+    @classmethod
+    def carry_over(cls, config: Config, clock, snapshot: dict) -> Engine:
+        """A clean start after a clean stop: a new, empty engine that keeps only what must outlive
+        the calls -- each queue's emergency plan, with who switched it on and when."""
+        engine = cls(config, clock)
+        for name, q in (snapshot.get("queues") or {}).items():
+            qs = engine._queues.get(name)
+            if qs is not None and q.get("plan") is not None and q["plan"] in qs.cfg.emergency_plans:
+                qs.set_plan(q["plan"])
+                qs.plan_by, qs.plan_at = q.get("plan_by"), q.get("plan_at")
+        return engine
+
+    def carried_over(self) -> dict[str, dict]:
+        """The emergency plans in force: queue -> {plan, by, since}."""
+        return {n: {"plan": qs.plan_name, "by": qs.plan_by, "since": qs.plan_at}
+                for n, qs in self._queues.items() if qs.plan_name is not None}
 
     def _teardown(self) -> None:
         for c in self._calls.values():
@@ -1586,6 +1608,7 @@ class Engine:
                 continue
             if q["plan"] is not None and q["plan"] in qs.cfg.emergency_plans:
                 qs.set_plan(q["plan"])
+                qs.plan_by, qs.plan_at = q.get("plan_by"), q.get("plan_at")
             qs.aht = q["aht"]
             qs.queue_level = min(q.get("queue_level", 0), qs.top_tier)
         for name, p in snap["pools"].items():
