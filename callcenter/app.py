@@ -100,7 +100,8 @@ class Acd:
         self.records: Any = None
         # A clean stop hands the calls over (to a standby, which restores them) only with a shared
         # Redis; with the embedded one the calls end (acd-shutdown) and the next start is clean.
-        self.hand_over_on_stop: bool = bool(config.acd.redis_url)
+        on_stop = config.acd.on_stop
+        self.hand_over_on_stop: bool = on_stop == "hand-over" or (on_stop == "auto" and bool(config.acd.redis_url))
         # ``serve --restore``: restore the live state even if the last stop was clean
         self.restore_after_clean_stop: bool = False
         if engine is None:

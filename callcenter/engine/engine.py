@@ -1571,8 +1571,11 @@ class Engine:
     @classmethod
     def carry_over(cls, config: Config, clock, snapshot: dict) -> Engine:
         """A clean start after a clean stop: a new, empty engine that keeps only what must outlive
-        the calls -- each queue's emergency plan, with who switched it on and when."""
+        the calls -- each queue's emergency plan, with who switched it on and when -- and the ids
+        of the calls that ended (so a caller resuming one of them is not taken as a new call)."""
         engine = cls(config, clock)
+        for call_id in snapshot.get("ended", ()):
+            engine._remember_ended(call_id)
         for name, q in (snapshot.get("queues") or {}).items():
             qs = engine._queues.get(name)
             if qs is not None and q.get("plan") is not None and q["plan"] in qs.cfg.emergency_plans:

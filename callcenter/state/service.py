@@ -276,6 +276,9 @@ class StateService:
             "last_clean_stop": clean,
             "carried_over": engine.carried_over() if hasattr(engine, "carried_over") else {},
         }
+        if fresh:
+            log.info("clean start: the last stop ({by}) was clean; restored nothing but the emergency plans "
+                     "(serve --restore restores everything)", by=clean.get("by", "?"))
         for queue, plan in self.takeover["carried_over"].items():
             log.warn("queue {queue}: emergency plan {plan} still on (switched on by {by}), carried over",
                      queue=queue, plan=plan["plan"], by=plan["by"] or "?")
