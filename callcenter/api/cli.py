@@ -8,7 +8,8 @@ environment variables CALLCENTER_ADMIN_URL and CALLCENTER_ADMIN_TOKEN.
     callcenter admin emergency hotline-12345 on surge
     callcenter admin emergency hotline-12345 off
     callcenter admin lender-report lender-12333 4
-    callcenter admin logout agent-1001 --reason "seat frozen"
+    callcenter admin logout agent-1001 --reason "seat frozen" [--force]
+    callcenter admin end-call CALL_ID --reason "no such channel on the switch"
     callcenter admin reload
     callcenter admin token-hash TOKEN            # sha256 for acd.admin_tokens
 """

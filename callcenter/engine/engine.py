@@ -49,6 +49,7 @@ from .events import (
     OUTCOME_ABANDONED,
     OUTCOME_ADMIN,
     OUTCOME_ANSWERED,
+    OUTCOME_CALLBACK_FAILED,
     OUTCOME_CALLED_BACK,
     OUTCOME_FALLBACK,
     OUTCOME_LOST,
@@ -1192,8 +1193,9 @@ class Engine:
         if c.callback and c.cb_attempts >= MAX_CALLBACK_ATTEMPTS:
             self._cancel_timers(c)
             self._forget(c)
-            self._emit(CallEnded(now, c.id, c.queue, c.category, c.priority, OUTCOME_ABANDONED, now - c.arrived,
-                                 reason="callback-failed", emergency_plan=c.plan, callback=True))
+            self._emit(CallEnded(now, c.id, c.queue, c.category, c.priority, OUTCOME_CALLBACK_FAILED,
+                                 now - c.arrived, reason=f"{c.cb_attempts} attempts", emergency_plan=c.plan,
+                                 callback=True))
             return False
         if c.overdue:
             self._cancel_timers(c)

@@ -34,8 +34,8 @@ from callcenter.testing.polling import wait_until as until
 AGENTS = 6
 AHT_S = 0.5 + 2.0 + 0.5
 RATE = round(2.25 * 0.8 * AGENTS / AHT_S, 2)  # 2.25 x normal load
-DURATION_S = 10.0
-STOP_AT_S = 5.0
+DURATION_S = 8.0
+STOP_AT_S = 4.0
 GRACE_S = 4.0
 TERMINAL = ("COMPLETECALLER", "COMPLETEAGENT", "ABANDON", "EXITWITHTIMEOUT", "EXITEMPTY")
 
