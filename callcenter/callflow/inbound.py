@@ -190,7 +190,9 @@ class InboundCall(FlowBase):
 
     @property
     def resumable(self) -> bool:
-        return self.call_live and not self.finished
+        """A broken link may be resumed (by call id) while the engine holds the call, or before
+        it was queued at all (its end, if it does not come back, is then reported once)."""
+        return (self.call_live or (not self.accounted and self.admitted)) and not self.finished and not self.hung_up
 
     # ------------------------------------------------------------ replies
 

@@ -169,3 +169,19 @@ def test_journal_replays_new_inputs(h):
         other.engine.apply_input(rec)
     assert sorted(other.engine.calls()) == sorted(h.engine.calls())
     assert ended(other) == ended(h)
+
+
+def test_a_clean_start_carries_only_the_emergency_plans_and_ended_ids(h):
+    busy_world(h)
+    h.engine.emergency_set("hotline", "surge", by="night-supervisor")
+    switched_at = h.clock.seconds()
+    h.engine.end_all_calls("acd-shutdown", "clean stop")
+    clock = Clock()
+    clock.advance(h.clock.seconds() + 60)
+    fresh = Engine.carry_over(h.config, clock, h.engine.snapshot())
+    assert fresh.calls() == [] and fresh.agents() == []
+    assert fresh.carried_over() == {"hotline": {"plan": "surge", "by": "night-supervisor", "since": switched_at}}
+    q = next(q for q in fresh.status()["queues"] if q["name"] == "hotline")
+    assert (q["emergency"], q["emergency_by"], q["emergency_since"]) == ("surge", "night-supervisor", switched_at)
+    with pytest.raises(DuplicateCall):  # a caller resuming a call that ended at the stop
+        fresh.call_arrived("c3", "hotline")
