@@ -47,6 +47,7 @@ __all__ = ["Acd", "SUBSYSTEM_MODULES", "import_optional", "default_database_url"
 # Start order; stop order is the reverse.
 SUBSYSTEM_MODULES: tuple[str, ...] = (
     "callcenter.records.service",
+    "callcenter.orders.service",
     "callcenter.state.service",
     "callcenter.metrics_service",
     "callcenter.fastagi.service",
@@ -104,6 +105,7 @@ class Acd:
         self.hand_over_on_stop: bool = on_stop == "hand-over" or (on_stop == "auto" and bool(config.acd.redis_url))
         # ``serve --restore``: restore the live state even if the last stop was clean
         self.restore_after_clean_stop: bool = False
+        self.orders: Any = None  # the work-order desk (callcenter/orders/service.py)
         if engine is None:
             from callcenter.engine import Engine
 
