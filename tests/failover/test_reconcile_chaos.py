@@ -20,6 +20,7 @@ Such calls that the restored state does hold get their ``lost-on-restart`` CDR.
 from __future__ import annotations
 
 import json
+import random
 import sqlite3
 import subprocess
 import sys
@@ -35,7 +36,7 @@ AGENTS = 6
 AHT_S = 0.5 + 2.0 + 0.5
 RATE = round(2.25 * 0.8 * AGENTS / AHT_S, 2)  # 2.25 x normal load
 DURATION_S = 8.0
-STOP_AT_S = 4.0
+STOP_AT_S = (3.0, 5.5)  # the stop comes at a seeded random moment of the load
 GRACE_S = 4.0
 TERMINAL = ("COMPLETECALLER", "COMPLETEAGENT", "ABANDON", "EXITWITHTIMEOUT", "EXITEMPTY")
 
@@ -77,7 +78,7 @@ def _run(tmp_path, signal_name: str, seed: int, record_property) -> dict:
         acd = cluster.wait_active()
         args = [
             sys.executable, "-m", "callcenter.state.drill", "--agents", str(AGENTS), "--rate", str(RATE),
-            "--duration", str(DURATION_S), "--kill-pid", str(acd.pid), "--kill-at", str(STOP_AT_S),
+            "--duration", str(DURATION_S), "--kill-pid", str(acd.pid), "--kill-at", str(round(random.Random(seed).uniform(*STOP_AT_S), 3)),
             "--kill-signal", signal_name, "--max-rounds", "60", "--health", acd.admin_url + "/healthz", "--seed", str(seed),
             "--seat-password", ROBOT_PASSWORD, "--seat-cafile", cluster.cafile,
             "--acd", f"{acd.fastagi[0]}:{acd.fastagi[1]}", "--seat", acd.seat_url,
