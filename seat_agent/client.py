@@ -205,7 +205,7 @@ class SeatSession:
                 self._authenticate()
         elif msg.code == s.BAD_CREDENTIALS:
             self._end("bad-credentials")
-        elif msg.code in (s.LOGIN_THROTTLED, s.UNAVAILABLE) and not self.logged_in and self._send is not None:
+        elif msg.code in (s.LOGIN_THROTTLED, s.UNAVAILABLE, s.BUSY) and not self.logged_in and self._send is not None:
             self.status = f"{msg.message} (retrying in {msg.retry_after_s or 5:g} s)"
             self._login_retry = self.clock.callLater(msg.retry_after_s or 5.0, self._retry_login)
 

@@ -126,6 +126,11 @@ class TokenBucket:
         self._refill(now)
         return 0.0 if self.tokens >= n else (n - self.tokens) / self.rate
 
+    def give_back(self, now: float, n: float = 1.0) -> None:
+        """Return a reservation that turned out not to count (a login that succeeded)."""
+        self._refill(now)
+        self.tokens = min(self.capacity, self.tokens + n)
+
     def full(self, now: float) -> bool:
         self._refill(now)
         return self.tokens >= self.capacity
@@ -278,6 +283,7 @@ class SeatCore:
         self._agent_failures: dict[str, TokenBucket] = {}
         self._address_failures: dict[str, TokenBucket] = {}
         self._bad_tokens: dict[str, TokenBucket] = {}
+        self._checking: dict[int, tuple[str, str]] = {}  # conn -> (agent, address) of a password check in flight
         self._orphans: set[str] = set()  # engine agents without a session, in their grace period
 
     # -- queries ---------------------------------------------------------------
@@ -433,22 +439,43 @@ class SeatCore:
             return self._err(c, s.ALREADY_LOGGED_IN, f"this connection is already logged in as {c.agent_id}", msg)
         if c.login_pending:
             return self._err(c, s.ALREADY_LOGGED_IN, "a login is already being checked", msg)
+        # Reserve before the (expensive) password check: a check in flight counts as a
+        # failure until it succeeds, so parallel connections cannot all get checked at once.
         by_agent, by_address = self._failure_buckets(msg.agent_id, c.address, now)
-        if not (by_agent.has(now) and by_address.has(now)):
-            wait = max(by_agent.retry_after(now), by_address.retry_after(now))
-            return self._err(c, s.LOGIN_THROTTLED, "too many failed logins; try again later", msg, retry_after_s=round(wait, 1))
+        if not by_agent.take(now):
+            return self._throttled(c, msg, by_agent, by_address, now)
+        if not by_address.take(now):
+            by_agent.give_back(now)
+            return self._throttled(c, msg, by_agent, by_address, now)
         c.login_pending = True
+        self._checking[c.id] = (msg.agent_id, c.address)
         return [VerifyLogin(c.id, msg.agent_id, msg.password, msg.id)]
 
+    def _throttled(self, c: _Conn, msg: s.Login, by_agent: TokenBucket, by_address: TokenBucket, now: float) -> list:
+        wait = max(by_agent.retry_after(now), by_address.retry_after(now))
+        return self._err(c, s.LOGIN_THROTTLED, "too many failed or pending logins; try again later", msg,
+                         retry_after_s=round(wait, 1))
+
+    def _release(self, conn: int, now: float) -> None:
+        """Give a login's reservation back: it did not fail (it succeeded, or was never checked)."""
+        agent_id, address = self._checking.pop(conn, (None, None))
+        a, b = self._agent_failures.get(agent_id), self._address_failures.get(address)
+        if a is not None:
+            a.give_back(now)
+        if b is not None:
+            b.give_back(now)
+
     def login_verified(self, conn: int, agent_id: str, account: Account | None, now: float, ref: Any = None) -> list:
+        ok = account is not None and account.agent_id == agent_id
+        if ok:
+            self._release(conn, now)
+        else:  # a failed login: the reservation taken in _on_login stays
+            self._checking.pop(conn, None)
         c = self.conns.get(conn)
         if c is None:
             return []
         c.login_pending = False
-        if account is None or account.agent_id != agent_id:
-            by_agent, by_address = self._failure_buckets(agent_id, c.address, now)
-            by_agent.take(now)
-            by_address.take(now)
+        if not ok:
             return [Send(conn, s.error(s.BAD_CREDENTIALS, "unknown agent or wrong password", ref))]
         out: list = self._claim_orphan(agent_id)
         sess = self.sessions.get(agent_id)
@@ -637,12 +664,19 @@ class SeatCore:
         return err or [SearchKb(c.id, msg.query, msg.limit, msg.id)]
 
     # -- results of slow work ------------------------------------------------------
-    def login_unavailable(self, conn: int, ref: Any = None) -> list:
-        """The account store could not answer (database down): not a failed login."""
+    def login_unavailable(self, conn: int, ref: Any = None, *, now: float = 0.0,
+                          busy_retry_s: float | None = None) -> list:
+        """The password was not checked: the account store could not answer (database
+        down), or ``busy_retry_s`` is set because the password checks were full.  Not a
+        failed login: its reservation is given back (the connection may be gone by now)."""
+        self._release(conn, now)
         c = self.conns.get(conn)
         if c is None:
             return []
         c.login_pending = False
+        if busy_retry_s is not None:
+            return [Send(conn, s.error(s.BUSY, "the ACD is busy checking other logins; retry shortly", ref,
+                                       retry_after_s=round(busy_retry_s, 1)))]
         return [Send(conn, s.error(s.UNAVAILABLE, "the account store is not reachable; try again shortly", ref, retry_after_s=5.0))]
 
     def engine_refused(self, effect: EngineInput, exc: Exception, now: float) -> list:
