@@ -159,6 +159,9 @@ class SeatSession:
     def _on_hello(self, msg: s.Hello) -> None:
         self.hello = msg
 
+    def _on_token(self, msg: s.Token) -> None:
+        self.token = msg.token  # the ACD rotates tokens; only the newest resumes
+
     def _on_login_ok(self, msg: s.LoginOk) -> None:
         self.token, self.pool, self.logged_in = msg.token, msg.pool, True
         self.status = "logged in" + (" (took over the session from another seat)" if msg.took_over else "")

@@ -332,6 +332,15 @@ class Error(Message):
     retry_after_s: float | None = None
 
 
+class Token(Message):
+    """A fresh session token (sent every third of the token lifetime while attached):
+    resume with the newest one; older ones stop working (docs/seat-protocol.md)."""
+
+    TYPE: ClassVar[str] = "token"
+    token: str
+    expires_in_s: float
+
+
 class SessionEnded(Message):
     """The session is over (``logged-out``, ``taken-over``, ``grace-expired``); the
     server closes the connection after it."""
@@ -349,7 +358,7 @@ CLIENT_MESSAGES: dict[str, type[Message]] = _table(
 )
 SERVER_MESSAGES: dict[str, type[Message]] = _table(
     Hello, LoginOk, Resumed, State, Offer, OfferEnded, CallAnswered, CallEnded, WrapupSaved, KbResults,
-    HeartbeatAck, Error, SessionEnded,
+    HeartbeatAck, Error, SessionEnded, Token,
 )
 
 
