@@ -145,6 +145,7 @@ def main() -> None:
     ap.add_argument("--agents", type=int, default=1000)
     ap.add_argument("--over", type=float, default=30.0, help="seconds over which the seats start")
     ap.add_argument("--legacy", action="store_true", help="the pre-issue-16 way (default argon2, shared pool)")
+    ap.add_argument("--baseline", type=float, default=10.0, help="seconds of stall probing with no logins first")
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--tls-dir", help=argparse.SUPPRESS)
     ap.add_argument("--redis-url", help=argparse.SUPPRESS)
@@ -186,6 +187,11 @@ def main() -> None:
         @defer.inlineCallbacks
         def run():
             yield task.deferLater(reactor, 4.0, lambda: None)  # the lease is acquired (quiet_s=0) and renewed
+            # baseline: the same probe with no logins (what the machine's other load costs the reactor)
+            yield command("measure")
+            yield task.deferLater(reactor, args.baseline, lambda: None)
+            idle = json.loads((yield command("stats")))
+            result.update({"idle_stall_max_ms": idle["stall_max_ms"], "idle_stall_p99_ms": idle["stall_p99_ms"]})
             yield command("measure")
             t0 = time.perf_counter()
             gap = args.over / max(1, args.agents)
@@ -250,6 +256,8 @@ def main() -> None:
               f"login latency p50 {result['login_latency_p50_ms']} ms, p99 {result['login_latency_p99_ms']} ms")
         print(f"  reactor: longest stall {result['reactor_stall_max_ms']} ms, p99 {result['reactor_stall_p99_ms']} ms; "
               f"lease lapses {result['lease_lapses']}, active at end {result['lease_active_at_end']}")
+        print(f"  idle baseline (no logins, same machine load): longest stall {result['idle_stall_max_ms']} ms, "
+              f"p99 {result['idle_stall_p99_ms']} ms; load average {result['load_average_1m']} on {result['cpus']} CPUs")
     else:
         print(f"  FAILED: {result['error']}")
     print(json.dumps({"benchmark": "logins", **result}))
