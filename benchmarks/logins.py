@@ -145,6 +145,7 @@ def main() -> None:
     ap.add_argument("--agents", type=int, default=1000)
     ap.add_argument("--over", type=float, default=30.0, help="seconds over which the seats start")
     ap.add_argument("--legacy", action="store_true", help="the pre-issue-16 way (default argon2, shared pool)")
+    ap.add_argument("--deadline", type=float, default=300.0, help="seconds after the first start to give up")
     ap.add_argument("--baseline", type=float, default=10.0, help="seconds of stall probing with no logins first")
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--tls-dir", help=argparse.SUPPRESS)
@@ -201,12 +202,13 @@ def main() -> None:
                     yield task.deferLater(reactor, delay, lambda: None)
                 started[i] = time.perf_counter()
                 c.start()
-            deadline = time.perf_counter() + 300
+            deadline = time.perf_counter() + args.deadline
             while len(logged) < len(seats):
-                if time.perf_counter() > deadline:
-                    raise RuntimeError(f"only {len(logged)} of {len(seats)} seats logged in after 300 s")
+                if time.perf_counter() > deadline:  # report what happened anyway, then fail
+                    result["error"] = f"only {len(logged)} of {len(seats)} seats logged in after {args.deadline:g} s"
+                    break
                 yield task.deferLater(reactor, 0.05, lambda: None)
-            span = max(logged.values()) - t0
+            span = (max(logged.values()) if logged else time.perf_counter()) - t0
             lat = [logged[i] - started[i] for i in logged]
             stats = json.loads((yield command("stats")))
             result.update({
@@ -215,7 +217,7 @@ def main() -> None:
                 "login_rate_per_s": round(len(logged) / span, 1),
                 "login_latency_p50_ms": round(pct(lat, 50) * 1000, 1),
                 "login_latency_p99_ms": round(pct(lat, 99) * 1000, 1),
-                "login_latency_max_ms": round(max(lat) * 1000, 1),
+                "login_latency_max_ms": round(max(lat, default=float("nan")) * 1000, 1),
                 "server_sessions": stats["sessions"],
                 "reactor_stall_max_ms": stats["stall_max_ms"],
                 "reactor_stall_p99_ms": stats["stall_p99_ms"],
@@ -251,14 +253,14 @@ def main() -> None:
         import shutil
 
         shutil.rmtree(tmp, ignore_errors=True)
-    if "error" not in result:
+    if "logged_in" in result:
         print(f"  {result['logged_in']} logins in {result['burst_s']} s: {result['login_rate_per_s']}/s; "
               f"login latency p50 {result['login_latency_p50_ms']} ms, p99 {result['login_latency_p99_ms']} ms")
         print(f"  reactor: longest stall {result['reactor_stall_max_ms']} ms, p99 {result['reactor_stall_p99_ms']} ms; "
               f"lease lapses {result['lease_lapses']}, active at end {result['lease_active_at_end']}")
         print(f"  idle baseline (no logins, same machine load): longest stall {result['idle_stall_max_ms']} ms, "
               f"p99 {result['idle_stall_p99_ms']} ms; load average {result['load_average_1m']} on {result['cpus']} CPUs")
-    else:
+    if "error" in result:
         print(f"  FAILED: {result['error']}")
     print(json.dumps({"benchmark": "logins", **result}))
     sys.exit(1 if "error" in result else 0)

@@ -8,8 +8,9 @@ checks: a knowledge-base search took 20 s (issue 16).  Here the checks get
 reactor keeps a core) and at most ``max_queued`` waiting checks; beyond that a
 login is refused at once with ``busy`` and a retry hint instead of queueing
 without bound.  argon2-cffi releases the GIL while hashing, so a check on this
-pool does not stall the reactor thread, and each pool thread lowers its own
-scheduling priority so a check waits for the CPU rather than the reactor.
+pool does not stall the reactor thread.  (Nicing the pool threads was tried:
+on a contended host it cut checks from 25/s to 1/s, so the threads keep the
+process's priority; one CPU is left to the reactor by the thread count.)
 
 Twisted's ThreadPool has no queue bound of its own (``callInThreadWithCallback``
 appends to an unbounded ``queue.Queue``), so the bound is counted here, on the
@@ -20,7 +21,6 @@ result is back on the reactor.
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -37,25 +37,6 @@ class Busy(Exception):
     def __init__(self, retry_after_s: float):
         super().__init__(f"too many password checks waiting; retry in {retry_after_s:g} s")
         self.retry_after_s = retry_after_s
-
-
-_niced = threading.local()
-
-
-def _lower_this_threads_priority() -> None:
-    """Nice the calling pool thread by 10 (once), so checks yield the CPU to the reactor.
-
-    On Linux nice values are per thread: setpriority(PRIO_PROCESS, tid, ...)
-    changes only that thread (setpriority(2), NOTES; sched(7)).  Raising one's
-    own nice value needs no privilege.  Elsewhere this quietly does nothing."""
-    if getattr(_niced, "done", False):
-        return
-    _niced.done = True
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + 10))
-    except (AttributeError, OSError):
-        pass
 
 
 def default_threads() -> int:
@@ -90,7 +71,6 @@ class PasswordChecks:
         self.pending += 1
 
         def timed():
-            _lower_this_threads_priority()
             start = time.monotonic()
             try:
                 return fn(*args)
