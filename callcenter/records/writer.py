@@ -35,6 +35,8 @@ API for other parts (all cheap, all safe to call from the reactor thread)::
                                       # (kept in memory until the call's CDR is written; any thread)
     writer.wrapup_submitted(call_id, agent_id, pool, disposition, notes, ticket, at)
                                       # seat service: one wrapups row; True when taken, False when refused
+    writer.order_changed(order_row, event_rows)
+                                      # order desk: the work order as it stands, plus its new events
 """
 
 from __future__ import annotations
@@ -46,20 +48,20 @@ from collections import OrderedDict, deque
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, insert, update
+from sqlalchemy import Engine, bindparam, insert, select, update
 from sqlalchemy import exc as sa_exc
 from twisted.logger import Logger
 
 from callcenter.engine.events import CallEnded, CallQueued
 from callcenter.records import models
-from callcenter.records.cdr import INSERT, QUEUE_LOG, UPDATE_CDR, RecordBuilder
+from callcenter.records.cdr import INSERT, QUEUE_LOG, UPDATE_CDR, UPSERT, RecordBuilder
 from callcenter.records.db import make_engine, migrate
 
 TABLES = {t.name: t for t in models.metadata.sorted_tables}
 # Parents before children (cdr before cdr_offers).
 TABLE_ORDER = [t.name for t in models.metadata.sorted_tables]
 
-_EVENT, _REGISTERED, _AUDIT, _OPEN_INTERVALS, _WRAPUP = range(5)
+_EVENT, _REGISTERED, _AUDIT, _OPEN_INTERVALS, _WRAPUP, _ORDER, _RESTORED = range(7)
 
 # Caller hashes kept for caller_hash_of(): live calls, plus headroom.  Far above the
 # calls one ACD has open at once; the oldest entry goes first when it is full.
@@ -68,6 +70,25 @@ MAX_CALLER_HASHES = 50_000
 # Statements built once: SQLAlchemy's compiled cache then makes each batch an executemany.
 _INSERTS = {name: insert(table) for name, table in TABLES.items()}
 _UPDATES: dict[tuple[str, ...], Any] = {}
+
+
+_KEEP_FIRST: dict[str, Any] = {}
+
+
+def _insert_keep_first(dialect: str):
+    """INSERT INTO cdr that keeps the row already there for the same call_id (a call ends once:
+    a second end never replaces, nor fails the batch of, the first)."""
+    stmt = _KEEP_FIRST.get(dialect)
+    if stmt is None:
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        elif dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        else:
+            return _INSERTS["cdr"]
+        stmt = _KEEP_FIRST[dialect] = dialect_insert(TABLES["cdr"]).on_conflict_do_nothing(
+            index_elements=["call_id"])
+    return stmt
 
 
 def _update_cdr(cols: tuple[str, ...]):
@@ -210,15 +231,20 @@ class RecordsWriter:
 
     __call__ = event_emitted
 
-    def call_registered(self, call_id: str, caller_hash: str) -> None:
-        """Call control's hand-over of the caller's number hash (the engine never sees the number)."""
-        call_id, caller_hash = str(call_id), str(caller_hash)
+    def call_registered(self, call_id: str, caller_hash: str, caller_masked: str = "") -> None:
+        """Call control's hand-over of the caller's number hash (the engine never sees the number),
+        and of the masked number (for a call resumed here, whose CallQueued this process never saw)."""
+        call_id, caller_hash, caller_masked = str(call_id), str(caller_hash), str(caller_masked or "")[:32]
         with self._hashes_lock:
             self._caller_hashes[call_id] = caller_hash
             self._caller_hashes.move_to_end(call_id)
             while len(self._caller_hashes) > self.max_caller_hashes:
                 self._caller_hashes.popitem(last=False)
-        self._put(_Item(_REGISTERED, (call_id, caller_hash)))
+        self._put(_Item(_REGISTERED, (call_id, caller_hash, caller_masked)))
+
+    def calls_restored(self, snapshot: dict, tiers: dict[str, int]) -> None:
+        """This ACD took over with ``snapshot`` (Engine.snapshot()): its calls' CDR facts (cdr.py)."""
+        self._put(_Item(_RESTORED, (snapshot, dict(tiers))))
 
     def caller_hash_of(self, call_id: str) -> str | None:
         """The caller hash registered for a call still going (None: unknown or its CDR is written).
@@ -240,6 +266,11 @@ class RecordsWriter:
         if at is None:
             at = self.clock.seconds() if self.clock is not None else time.time()
         return self._put(_Item(_WRAPUP, (call_id, agent_id, pool, disposition, notes, dict(ticket or {}), at)))
+
+    def order_changed(self, order_row: dict, event_rows: list[dict]) -> bool:
+        """A work order's row as it stands now (``work_orders``, upserted) and its new events
+        (``work_order_events``); same guarantees as :meth:`wrapup_submitted`.  Any thread."""
+        return self._put(_Item(_ORDER, (order_row, event_rows)))
 
     def audit_logged(self, who: str, what: str, details: dict | None = None, at: float | None = None) -> None:
         if at is None:
@@ -322,6 +353,7 @@ class RecordsWriter:
     def _loop(self) -> None:
         if self._engine is None:
             self._engine = make_engine(self.url)
+        self._load_closed()
         deadline = None
         delay = self.retry_initial_s
         down_since = None
@@ -384,6 +416,22 @@ class RecordsWriter:
         self._notify_idle()
         self.buffered_gauge.set(self.buffered)
 
+    def _load_closed(self) -> None:
+        """Before the first event: the newest CDRs' call ids, so that no call already recorded
+        (before a crash or restart) gets a second CDR or terminal queue_log line.  If the
+        database is down now, the UNIQUE cdr.call_id still keeps the first CDR (_write_db)."""
+        try:
+            if self.migrate_first and not self.migrated:
+                migrate(self.url, engine=self._engine)
+                self.migrated = True
+            cdr = TABLES["cdr"]
+            with self._engine.connect() as conn:
+                rows = conn.execute(select(cdr.c.call_id).order_by(cdr.c.ended_at.desc())
+                                    .limit(self.builder.MAX_REMEMBERED)).scalars().all()
+            self.builder.already_closed(reversed(rows))
+        except Exception as exc:  # noqa: BLE001 -- the write loop reports the outage
+            self.log.warn("records: could not read the recent CDRs at start ({err})", err=_short(exc))
+
     def _notify_idle(self) -> None:
         with self._idle:
             self._idle.notify_all()
@@ -401,6 +449,11 @@ class RecordsWriter:
                     item.ops = b.audit_logged(*item.payload)
                 elif item.kind == _WRAPUP:
                     item.ops = b.wrapup_submitted(*item.payload)
+                elif item.kind == _ORDER:
+                    row, events = item.payload
+                    item.ops = [(UPSERT, "work_orders", row), *((INSERT, "work_order_events", e) for e in events)]
+                elif item.kind == _RESTORED:
+                    item.ops = b.calls_restored(*item.payload)
                 else:
                     item.ops = b.open_intervals()
             except Exception as exc:  # our bug: keep the event for an operator, carry on
@@ -468,6 +521,7 @@ class RecordsWriter:
     def _write_db(self, items: list[_Item]) -> None:
         rows: dict[str, list[dict]] = {}
         updates: list[tuple[str, dict]] = []
+        upserts: dict[tuple[str, str], dict] = {}  # the last row per (table, id) in the batch wins
         for it in items:
             for op in it.ops:
                 if op[0] == INSERT:
@@ -476,12 +530,21 @@ class RecordsWriter:
                     rows.setdefault("queue_log", []).append(op[1].row())
                 elif op[0] == UPDATE_CDR:
                     updates.append((op[1], op[2]))
+                elif op[0] == UPSERT:
+                    upserts.pop((op[1], op[2]["id"]), None)
+                    upserts[(op[1], op[2]["id"])] = op[2]
         n = 0
-        if rows or updates:
+        if rows or updates or upserts:
             with self._engine.begin() as conn:
+                for (name, key), row in upserts.items():
+                    table = TABLES[name]
+                    if conn.execute(update(table).where(table.c.id == key).values(**row)).rowcount == 0:
+                        conn.execute(_INSERTS[name], [row])
+                    n += 1
                 for name in TABLE_ORDER:
                     if rows.get(name):
-                        conn.execute(_INSERTS[name], rows[name])
+                        stmt = _insert_keep_first(conn.dialect.name) if name == "cdr" else _INSERTS[name]
+                        conn.execute(stmt, rows[name])
                         n += len(rows[name])
                 # one executemany per set of updated columns, in order of first appearance
                 grouped: dict[tuple[str, ...], list[dict]] = {}
