@@ -166,7 +166,8 @@ class EmbeddedRedis:
     def start(self, timeout: float = 10.0) -> EmbeddedRedis:
         """Start the child and return once it answers; raise RedisStartError otherwise.
 
-        "Answers" means ``INFO server`` on the port reports *our* child's pid,
+        "Answers" means ``INFO server`` on the port reports *our* child's pid
+        and ``PING`` gets PONG (not ``-LOADING``: the data files are read back),
         polled every 10 ms until ``timeout``: a PONG from some other Redis
         already on the port must not pass for ours.  Blocking is fine here:
         it runs before the reactor starts (or in a test fixture), typically
@@ -257,9 +258,11 @@ class EmbeddedRedis:
                     f"{self._log_tail(log_offset) or 'no log output'} (log: {self.log_file})"
                 )
             answered_by = _server_pid(self.host, port, 0.2)
+            # PING answers -LOADING while the AOF/RDB is being read back: not ready yet.
             if answered_by == self.process.pid:
-                return
-            if answered_by is not None:
+                if _pong(self.host, port, 0.2):
+                    return
+            elif answered_by is not None:
                 self.kill()
                 self.process = None
                 self.port = None
