@@ -150,7 +150,10 @@ AGI_AUTH_FAILURES = Counter("callcenter_agi_auth_failures", "Classic-script rela
 # --------------------------------------------------------------------------
 
 REDIS_UP = Gauge("callcenter_redis_up", "1 if the live-state Redis answers, else 0.")
-DATABASE_UP = Gauge("callcenter_database_up", "1 if the records database accepts writes, else 0.")
+DATABASE_UP = Gauge(
+    "callcenter_database_up",
+    "1 if the records database answers a SELECT 1 probe (every 5 s) and the last write did not fail, else 0.",
+)
 RECORDS_BUFFERED = Gauge(
     "callcenter_records_buffered_events", "Call and agent records waiting to be written to the database."
 )
