@@ -249,6 +249,24 @@ def _secs(v: float | None) -> str:
     return f"{v // 3600}h{v % 3600 // 60:02d}m"
 
 
+def _emergency_cell(row: dict) -> str:
+    """The plan in force, who switched it on and when (UTC): state that outlives a restart must show."""
+    plan = row.get("emergency")
+    if not plan:
+        return "-"
+    from rich.markup import escape
+
+    cell = f"[bold red]{escape(str(plan))}[/]"
+    by, since = row.get("emergency_by"), row.get("emergency_since")
+    if by:
+        cell += f" by {escape(str(by))}"
+    if isinstance(since, int | float):
+        from datetime import UTC, datetime
+
+        cell += f" since {datetime.fromtimestamp(since, UTC):%Y-%m-%d %H:%M} UTC"
+    return cell
+
+
 def _print_status(s: dict) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -265,7 +283,7 @@ def _print_status(s: dict) -> None:
             str(row.get("callbacks_waiting", 0)),
             _secs(row["oldest_wait_s"]),
             _secs(row["ewt_s"]),
-            f"[bold red]{row['emergency']}[/]" if row["emergency"] else "-",
+            _emergency_cell(row),
             str(row.get("overflow_tier", 0)),
         )
     console.print(q)

@@ -217,11 +217,13 @@ class _PoolState:
 
 class _QueueState:
     __slots__ = ("cfg", "plan_name", "plan", "rules", "top_tier", "pools", "order", "buckets", "queue_level",
-                 "aht", "sweeping", "sweep_again", "strategy")
+                 "aht", "sweeping", "sweep_again", "strategy", "plan_by", "plan_since")
 
     def __init__(self, cfg, pools: list[_PoolState]) -> None:
         self.cfg = cfg
         self.plan_name: str | None = None
+        self.plan_by: str | None = None  # who switched the current plan on, and when (dashboard, status)
+        self.plan_since: float | None = None
         self.plan = None
         self.pools = sorted(pools, key=lambda p: p.cfg.tier)
         self.top_tier = max(p.cfg.tier for p in pools)
@@ -757,6 +759,7 @@ class Engine:
         now = self.clock.seconds()
         previous = qs.plan_name
         qs.set_plan(plan)
+        qs.plan_by, qs.plan_since = (by, now) if plan is not None else (None, None)
         self._emit(EmergencyChanged(now, qs.cfg.name, plan, previous, by))
         self._dirty_queues[qs] = None
         for entry in list(qs.order):
@@ -849,7 +852,8 @@ class Engine:
             queues.append({
                 "name": qs.cfg.name, "waiting": waiting, "callbacks_waiting": callbacks,
                 "oldest_wait_s": 0.0 if oldest is None else now - oldest,
-                "ewt_s": self._queue_ewt(qs), "emergency": qs.plan_name, "overflow_tier": qs.queue_level,
+                "ewt_s": self._queue_ewt(qs), "emergency": qs.plan_name,
+                "emergency_by": qs.plan_by, "emergency_since": qs.plan_since, "overflow_tier": qs.queue_level,
                 "aht_s": qs.aht,
             })
         pools = []
@@ -1371,7 +1375,8 @@ class Engine:
         return {
             "version": SNAPSHOT_VERSION, "t": self.clock.seconds(), "seq": self._seq, "offer_seq": self._offer_seq,
             "agent_seq": self._agent_seq, "tseq": self._tseq,
-            "queues": {n: {"plan": qs.plan_name, "aht": qs.aht, "queue_level": qs.queue_level}
+            "queues": {n: {"plan": qs.plan_name, "plan_by": qs.plan_by, "plan_since": qs.plan_since,
+                           "aht": qs.aht, "queue_level": qs.queue_level}
                        for n, qs in self._queues.items()},
             "pools": {n: {"home_waiting": ps.home_waiting, "home_at": ps.home_at} for n, ps in self._pools.items()},
             "agents": agents, "calls": calls,
@@ -1409,6 +1414,7 @@ class Engine:
                 continue
             if q["plan"] is not None and q["plan"] in qs.cfg.emergency_plans:
                 qs.set_plan(q["plan"])
+                qs.plan_by, qs.plan_since = q.get("plan_by"), q.get("plan_since")
             qs.aht = q["aht"]
             qs.queue_level = min(q.get("queue_level", 0), qs.top_tier)
         for name, p in snap["pools"].items():
