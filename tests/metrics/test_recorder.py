@@ -24,6 +24,8 @@ Q = "hotline-12345"
 def example_config(**acd):
     raw = yaml.safe_load((REPO_ROOT / "deploy" / "callcenter.yaml").read_text(encoding="utf-8"))
     raw["acd"].update(acd)
+    # The engine counts abandoned-to-callback calls without placing them (no call-file spool needed).
+    raw["queues"][0]["callback"]["abandoned_to_callback"] = True
     return parse_config(raw, env={})
 
 
