@@ -180,9 +180,10 @@ class Acd:
         self._add_listening("/healthz", self.admin_url + "/healthz")
         self._add_listening("/metrics", self.admin_url + "/metrics")
         if self.redis is not None:
-            from callcenter.state.runner import ThreadRunner
+            from callcenter.state.runner import DaemonThreadRunner
 
-            self.redis_supervisor = RedisSupervisor(self.reactor, self.redis, ThreadRunner(self.reactor, "redis-ping"))
+            self.redis_supervisor = RedisSupervisor(self.reactor, self.redis,
+                                                    DaemonThreadRunner(self.reactor, "callcenter-redis-ping"))
             self.redis_supervisor.start()
 
         for name in SUBSYSTEM_MODULES:

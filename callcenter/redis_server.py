@@ -281,6 +281,17 @@ class EmbeddedRedis:
             return ""
         return lines[-1] if lines else ""
 
+    def wipe_files(self) -> None:
+        """Delete the data files (snapshot and append-only file) of a stopped server.
+
+        For tests and drills of "Redis came back empty" (a lost disk, a
+        replacement machine): with AOF on, a mere restart keeps the data.
+        """
+        if self.alive():
+            raise RuntimeError("wipe_files() needs the server stopped")
+        (self.directory / "dump.rdb").unlink(missing_ok=True)
+        shutil.rmtree(self.directory / "appendonlydir", ignore_errors=True)
+
     def stop(self, timeout: float = 3.0) -> None:
         """SIGTERM, wait up to ``timeout`` (Redis saves its snapshot), then SIGKILL."""
         proc = self.process

@@ -14,9 +14,10 @@ existed.  The supervisor looks every ``interval`` seconds:
   reclaims the lease (callcenter/state/lease.py).
 * **frozen** (alive, but ``PING`` does not answer within ``ping_timeout``):
   after ``frozen_after`` unanswered pings in a row /healthz says
-  ``redis-unresponsive``.  The PING runs on its own thread (``runner``): a
-  socket read on a frozen server blocks for the whole timeout and must never
-  do so on the reactor.  A PING still in flight at the next tick counts as
+  ``redis-unresponsive``.  The PING runs on its own daemon thread
+  (``runner``, a DaemonThreadRunner in the app): a socket read on a frozen
+  server blocks for the whole timeout and must never do so on the reactor,
+  nor hold up shutdown.  A PING still in flight at the next tick counts as
   unanswered too, so a thread stuck for longer than the timeout cannot hide
   the fault.
 

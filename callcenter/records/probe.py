@@ -15,43 +15,21 @@ one still running at the next tick counts as a failed probe.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import text
-from twisted.internet import defer
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from callcenter.records.db import is_sqlite, make_engine, normalize_url
+from callcenter.state.runner import DaemonThreadRunner
 
-__all__ = ["DatabaseProbe", "DaemonThreadRunner", "select_one"]
+__all__ = ["DatabaseProbe", "select_one"]
 
 log = Logger(namespace="callcenter.records")
 
 PROBE_INTERVAL_S = 5.0
-
-
-class DaemonThreadRunner:
-    """``runner(fn, *args) -> Deferred``: one daemon thread per call, result delivered on the reactor."""
-
-    def __init__(self, reactor: Any):
-        self.reactor = reactor
-
-    def __call__(self, fn: Callable[..., Any], *args: Any) -> defer.Deferred:
-        d: defer.Deferred = defer.Deferred()
-
-        def run() -> None:
-            try:
-                result = fn(*args)
-            except BaseException as exc:  # delivered as a failure, never raised in the thread
-                self.reactor.callFromThread(d.errback, exc)
-            else:
-                self.reactor.callFromThread(d.callback, result)
-
-        threading.Thread(target=run, name="callcenter-db-probe", daemon=True).start()
-        return d
 
 
 def select_one(url: str) -> Callable[[], bool]:
