@@ -55,8 +55,11 @@ def write_config(state_dir: Path) -> tuple[Path, dict]:
 
     raw = yaml.safe_load((REPO / "deploy" / "callcenter.yaml").read_text())
     raw["acd"]["state_dir"] = str(state_dir)
-    raw["acd"]["listen"] = {"host": "127.0.0.1", "fastagi_port": free_port(), "seat_port": free_port(),
-                            "admin_port": free_port()}
+    while True:  # four distinct free ports; the classic-AGI relay gets its own (not fastagi_port + 1, maybe taken)
+        ports = {k: free_port() for k in ("fastagi_port", "seat_port", "admin_port", "agi_relay_port")}
+        if len(set(ports.values())) == len(ports):
+            break
+    raw["acd"]["listen"] = {"host": "127.0.0.1", **ports}
     for p in raw["pools"]:  # shorter wrap-up and ring times: a demo should move
         p["wrapup_s"], p["ring_timeout_s"] = 5, 10
     for q in raw["queues"]:
