@@ -15,7 +15,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from callcenter.records.db import utcnow
-from callcenter.records.models import Article, AuditLog, CallRecord, Wrapup
+from callcenter.records.models import Agent, Article, AuditLog, CallRecord, Wrapup
 
 RECENT_DAYS = 7
 
@@ -98,23 +98,32 @@ CDR_COLUMNS = [
 
 def cdr_rows(session: Session, start: datetime | None = None, end: datetime | None = None) -> Iterator[dict]:
     """CDRs with ``start <= arrival < end`` in arrival order, each with a compact ``offers`` string
-    and the ``disposition`` of the call's newest wrap-up (None: no wrap-up saved)."""
-    disposition = (
-        select(Wrapup.disposition).where(Wrapup.call_id == CallRecord.call_id)
-        .order_by(Wrapup.at.desc(), Wrapup.id.desc()).limit(1)
-        .correlate(CallRecord).scalar_subquery()
-    )
-    q = (select(CallRecord, disposition.label("disposition")).options(selectinload(CallRecord.offers))
+    and the ``disposition`` and ``ticket`` of the call's newest wrap-up (None: no wrap-up saved)."""
+    def newest(column):
+        return (
+            select(column).where(Wrapup.call_id == CallRecord.call_id)
+            .order_by(Wrapup.at.desc(), Wrapup.id.desc()).limit(1)
+            .correlate(CallRecord).scalar_subquery()
+        )
+
+    q = (select(CallRecord, newest(Wrapup.disposition).label("disposition"), newest(Wrapup.ticket).label("ticket"))
+         .options(selectinload(CallRecord.offers))
          .order_by(CallRecord.arrival, CallRecord.call_id))
     if start is not None:
         q = q.where(CallRecord.arrival >= start)
     if end is not None:
         q = q.where(CallRecord.arrival < end)
-    for r, disp in session.execute(q.execution_options(yield_per=500)):
+    for r, disp, ticket in session.execute(q.execution_options(yield_per=500)):
         row = {c: getattr(r, c) for c in CDR_COLUMNS if c not in ("offers", "disposition")}
         row["offers"] = " ".join(f"{o.agent_id}@{o.pool}/t{o.tier}:{o.result}:{o.ring_s:.1f}s" for o in r.offers)
         row["disposition"] = disp
+        row["ticket"] = ticket
         yield row
+
+
+def agent_names(session: Session) -> dict[str, str]:
+    """Agent id -> display name, for the accounts that have one."""
+    return {a_id: name for a_id, name in session.execute(select(Agent.id, Agent.name)) if name}
 
 
 def wrapups_of(session: Session, call_id: str) -> list[dict]:
@@ -124,8 +133,9 @@ def wrapups_of(session: Session, call_id: str) -> list[dict]:
              "notes": w.notes, "ticket": w.ticket, "at": w.at} for w in session.scalars(q)]
 
 
-def write_csv(rows: Iterable[dict], out: io.TextIOBase) -> int:
-    w = csv.DictWriter(out, fieldnames=CDR_COLUMNS, extrasaction="ignore", lineterminator="\n")
+def write_csv(rows: Iterable[dict], out: io.TextIOBase, columns: list[str] = CDR_COLUMNS,
+              lineterminator: str = "\n") -> int:
+    w = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator=lineterminator)
     w.writeheader()
     n = 0
     for row in rows:

@@ -159,13 +159,40 @@ def test_cli_agents_and_cdr_export(db, tmp_path, clock, capsys, monkeypatch):
     w.stop()
     out_file = tmp_path / "cdr.csv"
     code, _, err = cli("cdr", "export", "--from", "2025-11-28", "--to", "2025-11-29T00:00+00:00",
-                       "--format", "csv", "-o", str(out_file))
+                       "--format", "csv", "--raw", "-o", str(out_file))
     assert code == 0 and "exported 5" in err
     rows = list(csv.DictReader(out_file.open()))
     assert [r["call_id"] for r in rows] == [f"call-{i}" for i in range(5)]
     assert rows[0]["offers"] == "a1@own/t0:answered:2.0s" and rows[0]["outcome"] == "answered"
     assert [r["disposition"] for r in rows] == ["resolved", "", "", "", ""]
     assert "138" not in "".join(r["caller_hash"] for r in rows)  # never the number itself
+
+    # The supervisor's export (the default): local times with offset, whole seconds, names, no hash.
+    with Session(db.engine) as s, s.begin():
+        accounts.add_agent(s, "a1", pool="own", name="李四", endpoint="PJSIP/1001")
+    code, out, err = cli("cdr", "export", "--from", "2025-11-28", "--to", "2025-11-29")
+    assert code == 0 and "exported 5" in err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert "caller_hash" not in rows[0] and "offers" not in rows[0]
+    first = rows[0]
+    assert first["arrival"] == "2025-11-28T11:20:00+08:00"  # 03:20 UTC in Asia/Shanghai
+    assert first["answered_at"] == "2025-11-28T11:20:02+08:00"
+    assert (first["wait_s"], first["talk_s"], first["within_15s"]) == ("2", "30", "yes")
+    assert (first["agent_id"], first["agent_name"], first["ticket"]) == ("a1", "李四", "T1")
+    assert first["caller_masked"] == "138****0000"
+    assert (rows[4]["outcome"], rows[4]["within_15s"], rows[4]["agent_name"]) == ("abandoned", "no", "")
+    code, out, _ = cli("cdr", "export", "--zone", "UTC")
+    assert code == 0 and list(csv.DictReader(io.StringIO(out)))[0]["arrival"] == "2025-11-28T03:20:00+00:00"
+    # --from/--to without an offset are in the zone: 11:20 Shanghai is the first call
+    code, _, err = cli("cdr", "export", "--from", "2025-11-28T11:20:01", "--to", "2025-11-29")
+    assert code == 0 and "exported 4" in err
+    excel = tmp_path / "cdr-excel.csv"
+    code, _, _ = cli("cdr", "export", "--excel", "-o", str(excel))
+    data = excel.read_bytes()
+    assert code == 0 and data.startswith(b"\xef\xbb\xbfcall_id,") and b"\r\n" in data
+    assert "李四" in data.decode("utf-8-sig")
+    code, _, err = cli("cdr", "export", "--zone", "Mars/Olympus")
+    assert code == 1 and "--zone" in err and "time zone" in err
     code, _, err = cli("cdr", "export", "--from", "2025-11-29", "--to", "2025-11-30")
     assert code == 0 and "exported 0" in err
     code, _, err = cli("cdr", "export", "--from", "yesterday")
