@@ -2,7 +2,7 @@
 
 Accounts, knowledge base and the caller's recent contacts come from the
 records database (callcenter.records: ``accounts.verify_login_blocking``,
-``queries.search_articles``, ``queries.recent_contacts``), each called in a
+``kb.store.KbStore.search``, ``queries.recent_contacts``), each called in a
 thread.  Wrap-ups go to the records writer when it takes them
 (``wrapup_submitted``), else they are logged.
 
@@ -50,14 +50,9 @@ class _RecordsDb:
         return Account(acc.id, acc.pool, dict(acc.skills or {}) or None, acc.endpoint, acc.name or "")
 
     def search(self, query: str, limit: int) -> list[dict]:
-        from sqlalchemy.orm import Session
+        from callcenter.kb.store import KbStore
 
-        from callcenter.records.queries import search_articles
-
-        with Session(self._db()) as session:
-            rows = search_articles(session, query, limit)
-        return [{"id": r["id"], "title": r["title"], "snippet": r.get("snippet", ""),
-                 "tags": [t for t in str(r.get("tags") or "").replace(",", " ").split() if t]} for r in rows]
+        return KbStore(self._db()).search(query, limit)
 
     def contacts(self, call_id: str) -> list[dict]:
         from sqlalchemy.orm import Session

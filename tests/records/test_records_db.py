@@ -32,9 +32,13 @@ def file_lines(writer) -> list[str]:
 def test_migrate_creates_the_schema_the_models_describe(db):
     db.migrate()
     db.migrate()  # idempotent
-    assert current_revision(db.url) == "0002"
+    assert current_revision(db.url) == "0003"
+    from callcenter.kb.store import is_index_table
+
     with db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), m.metadata)
+    diff = [d for d in diff if not (d[0] in ("remove_table", "remove_index")  # unmodelled, by design
+                                    and is_index_table(getattr(d[1], "table", d[1]).name))]
     assert diff == [], f"models and migrations differ: {diff}"
 
 

@@ -1,0 +1,267 @@
+"""The knowledge base in SQL: articles, versions, roles, the full-text index (blocking I/O).
+
+Every call here blocks on the database: on the reactor, run them in a thread
+(callcenter.kb.service does; the seat server runs ``search`` in its pool).
+Writes keep the index in the same transaction as the article, so a search
+never sees an article without its words or words without their article.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, DateTime, Engine, bindparam, delete, func, insert, select, text, update
+
+from callcenter.records.models import Article, ArticleVersion, KbFeedback, KbRole
+
+from . import model as m
+from .text import fts5_match, index_text, parse_query, pg_tsquery, snippet
+
+__all__ = ["KbStore", "reindex_all", "index_article", "is_index_table"]
+
+# Column weights of the ranking: a word in the title counts most, then tags, then the body.
+W_TITLE, W_TAGS, W_BODY = 6.0, 3.0, 1.0
+MAX_LIMIT = 50
+
+
+def is_index_table(name: str) -> bool:
+    """The full-text index's tables (FTS5 makes kb_fts_data, kb_fts_idx...): made by the migration
+    with raw SQL, not in the models, so Alembic's autogenerate must leave them alone."""
+    return name == "kb_index" or name == "kb_fts" or name.startswith("kb_fts_")
+
+
+def index_article(conn: Connection, article_id: int, title: str, tags: str, body: str) -> None:
+    """(Re)write the index row of one article."""
+    t, g, b = index_text(title), index_text(tags.replace(",", " ")), index_text(body)
+    if conn.dialect.name == "sqlite":
+        conn.execute(text("DELETE FROM kb_fts WHERE rowid = :id"), {"id": article_id})
+        conn.execute(text("INSERT INTO kb_fts(rowid, title, tags, body) VALUES (:id, :t, :g, :b)"),
+                     {"id": article_id, "t": t, "g": g, "b": b})
+    else:
+        conn.execute(text(
+            "INSERT INTO kb_index(article_id, doc) VALUES (:id, setweight(to_tsvector('simple', :t), 'A')"
+            " || setweight(to_tsvector('simple', :g), 'B') || setweight(to_tsvector('simple', :b), 'D'))"
+            " ON CONFLICT (article_id) DO UPDATE SET doc = EXCLUDED.doc"), {"id": article_id, "t": t, "g": g, "b": b})
+
+
+def reindex_all(conn: Connection) -> int:
+    """Index every article (migration, or after changing the dictionary)."""
+    rows = conn.execute(text("SELECT id, title, tags, body FROM articles")).all()
+    for r in rows:
+        index_article(conn, r.id, r.title or "", r.tags or "", r.body or "")
+    return len(rows)
+
+
+def _row_dict(a: Any) -> dict:
+    def iso(d):  # raw SQL on SQLite returns the stored text
+        return (d if isinstance(d, str) else d.isoformat()).replace(" ", "T") if d else None
+
+    return {"id": a.id, "key": a.key, "title": a.title, "body": a.body, "category": a.category,
+            "tags": [t for t in (a.tags or "").replace(",", " ").split() if t], "org": a.org, "region": a.region,
+            "effective_from": iso(a.effective_from), "effective_until": iso(a.effective_until),
+            "status": a.status, "version": a.version, "updated": iso(a.updated), "updated_by": a.updated_by}
+
+
+class KbStore:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    # -- reading -----------------------------------------------------------------
+    def search(self, query: str, limit: int = 10, now: datetime | None = None, *, everything: bool = False,
+               org: str | None = None) -> list[dict]:
+        """Best articles for ``query``; only published ones in effect at ``now`` unless ``everything``."""
+        from callcenter.records.db import utcnow
+
+        now = now or utcnow()
+        limit = max(1, min(int(limit), MAX_LIMIT))
+        q = parse_query(query)
+        conds, params = [], {"now": now, "limit": limit}
+        if not everything:
+            conds.append("a.status = 'published' AND (a.effective_from IS NULL OR a.effective_from <= :now)"
+                         " AND (a.effective_until IS NULL OR a.effective_until > :now)")
+        if org:
+            conds.append("a.org = :org")
+            params["org"] = org
+        where = "".join(" AND " + c for c in conds)
+        cols = ("a.id, a.key, a.title, a.body, a.tags, a.category, a.org, a.region, a.effective_from,"
+                " a.effective_until, a.status, a.version, a.updated, a.updated_by")
+        with self.engine.connect() as conn:
+            if conn.dialect.name == "sqlite":
+                match = fts5_match(q)
+                if not match:
+                    return []
+                params["match"] = match
+                # bm25(): lower is better (https://sqlite.org/fts5.html#the_bm25_function)
+                sql = (f"SELECT {cols}, bm25(kb_fts, {W_TITLE}, {W_TAGS}, {W_BODY}) AS score FROM kb_fts"
+                       f" JOIN articles a ON a.id = kb_fts.rowid WHERE kb_fts MATCH :match{where}"
+                       " ORDER BY score, a.id LIMIT :limit")
+            else:
+                tsq = pg_tsquery(q)
+                if not tsq:
+                    return []
+                params["tsq"] = tsq
+                # weights {D, C, B, A} (https://www.postgresql.org/docs/current/textsearch-controls.html)
+                sql = (f"SELECT {cols}, -ts_rank('{{{W_BODY / W_TITLE}, 0.2, {W_TAGS / W_TITLE}, 1.0}}',"
+                       " k.doc, to_tsquery('simple', :tsq), 1) AS score FROM kb_index k"
+                       f" JOIN articles a ON a.id = k.article_id WHERE k.doc @@ to_tsquery('simple', :tsq){where}"
+                       " ORDER BY score, a.id LIMIT :limit")
+            # typed: SQLite stores datetimes as text, and the comparison must use the same format
+            stmt = text(sql)
+            if not everything:
+                stmt = stmt.bindparams(bindparam("now", type_=DateTime()))
+            else:
+                params.pop("now")
+            rows = conn.execute(stmt, params).all()
+        out = []
+        for r in rows:
+            d = _row_dict(r)
+            d["snippet"] = snippet(r.body, q)
+            d["score"] = round(-float(r.score), 4)
+            del d["body"]
+            out.append(d)
+        return out
+
+    def get(self, article_id: int) -> dict:
+        with self.engine.connect() as conn:
+            a = conn.execute(select(Article).where(Article.id == article_id)).first()
+        if a is None:
+            raise m.NotFound(f"no article {article_id}")
+        return _row_dict(a)
+
+    def get_by_key(self, key: str) -> dict | None:
+        with self.engine.connect() as conn:
+            a = conn.execute(select(Article).where(Article.key == key)).first()
+        return _row_dict(a) if a is not None else None
+
+    def list(self, org: str | None = None, status: str | None = None, offset: int = 0, limit: int = 100) -> list[dict]:
+        stmt = select(Article).order_by(Article.id)
+        if org:
+            stmt = stmt.where(Article.org == org)
+        if status:
+            stmt = stmt.where(Article.status == status)
+        stmt = stmt.offset(max(0, offset)).limit(max(1, min(limit, 1000)))
+        with self.engine.connect() as conn:
+            return [_row_dict(a) for a in conn.execute(stmt).all()]
+
+    def history(self, article_id: int) -> list[dict]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(ArticleVersion).where(ArticleVersion.article_id == article_id)
+                                .order_by(ArticleVersion.version)).all()
+        return [{"version": v.version, "who": v.who, "why": v.why, "at": v.at.isoformat(), "changed": v.changed,
+                 "snapshot": v.snapshot} for v in rows]
+
+    def version(self, article_id: int, version: int) -> dict:
+        for v in self.history(article_id):
+            if v["version"] == version:
+                return v
+        raise m.NotFound(f"article {article_id} has no version {version}")
+
+    # -- roles -----------------------------------------------------------------------
+    def roles_of(self, who: str) -> list[tuple[str, str]]:
+        with self.engine.connect() as conn:
+            return [(r.org, r.role) for r in conn.execute(select(KbRole.org, KbRole.role).where(KbRole.who == who))]
+
+    def grant(self, who: str, org: str, role: str) -> None:
+        if role not in m.ROLES:
+            raise m.BadArticle(f"role must be one of {', '.join(m.ROLES)}")
+        with self.engine.begin() as conn:
+            conn.execute(delete(KbRole).where(KbRole.who == who, KbRole.org == org))
+            conn.execute(insert(KbRole).values(who=who, org=org, role=role))
+
+    def revoke(self, who: str, org: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(KbRole).where(KbRole.who == who, KbRole.org == org))
+
+    def _check(self, who: str, org: str, action: str, trusted: bool) -> None:
+        if not trusted and not m.allowed(self.roles_of(who), org, action):
+            raise m.Forbidden(f"{who} may not {action} articles of {org}")
+
+    # -- writing ---------------------------------------------------------------------
+    def create(self, fields: m.ArticleFields | dict, who: str, why: str = "", *, publish: bool = False,
+               now: datetime | None = None, trusted: bool = False) -> dict:
+        """A new article (draft unless ``publish``), version 1.  ``trusted``: skip the role check
+        (the operator's own CLI, seeding)."""
+        from callcenter.records.db import utcnow
+
+        f = fields if isinstance(fields, m.ArticleFields) else m.ArticleFields.model_validate(fields)
+        self._check(who, f.org, "publish" if publish else "create", trusted)
+        now = now or utcnow()
+        status = m.PUBLISHED if publish else m.DRAFT
+        with self.engine.begin() as conn:
+            if f.key and conn.execute(select(Article.id).where(Article.key == f.key)).first():
+                raise m.Conflict(f"an article with key {f.key!r} exists")
+            values = f.model_dump()
+            values["tags"] = " ".join(f.tags)
+            aid = conn.execute(insert(Article).values(**values, status=status, version=1, updated=now,
+                                                      updated_by=who)).inserted_primary_key[0]
+            snap = m.snapshot(f, status)
+            conn.execute(insert(ArticleVersion).values(article_id=aid, version=1, who=who, why=why[:500], at=now,
+                                                       changed=m.changed_fields(None, snap), snapshot=snap))
+            index_article(conn, aid, f.title, " ".join(f.tags), f.body)
+        return self.get(aid)
+
+    def _change(self, article_id: int, who: str, why: str, action: str, now: datetime | None, trusted: bool,
+                fields: dict | None = None, expected_version: int | None = None) -> dict:
+        from callcenter.records.db import utcnow
+
+        now = now or utcnow()
+        with self.engine.begin() as conn:
+            a = conn.execute(select(Article).where(Article.id == article_id)).first()
+            if a is None:
+                raise m.NotFound(f"no article {article_id}")
+            if expected_version is not None and a.version != expected_version:
+                raise m.Conflict(f"article {article_id} is at version {a.version}, not {expected_version}:"
+                                 " someone changed it; reload and edit again")
+            cur = _row_dict(a)
+            old_fields = {k: cur[k] for k in m.FIELDS}
+            new = m.ArticleFields.model_validate({**old_fields, **(fields or {})})
+            # an edit may move an article to another organisation: it needs the right on both
+            self._check(who, a.org, action, trusted)
+            if new.org != a.org:
+                self._check(who, new.org, action, trusted)
+            status = m.check_transition(a.status, action)
+            old_snap = m.snapshot(m.ArticleFields.model_validate(old_fields), a.status)
+            snap = m.snapshot(new, status)
+            changed = m.changed_fields(old_snap, snap)
+            if not changed:
+                return cur
+            if new.key != a.key and new.key and conn.execute(
+                    select(Article.id).where(Article.key == new.key, Article.id != article_id)).first():
+                raise m.Conflict(f"an article with key {new.key!r} exists")
+            values = new.model_dump()
+            values["tags"] = " ".join(new.tags)
+            version = a.version + 1
+            res = conn.execute(update(Article).where(Article.id == article_id, Article.version == a.version)
+                               .values(**values, status=status, version=version, updated=now, updated_by=who))
+            if res.rowcount != 1:
+                raise m.Conflict(f"article {article_id} changed while saving; reload and edit again")
+            conn.execute(insert(ArticleVersion).values(article_id=article_id, version=version, who=who,
+                                                       why=why[:500], at=now, changed=changed, snapshot=snap))
+            if {"title", "tags", "body"} & set(changed):
+                index_article(conn, article_id, new.title, " ".join(new.tags), new.body)
+        return self.get(article_id)
+
+    def edit(self, article_id: int, fields: dict, who: str, why: str = "", *, expected_version: int | None = None,
+             now: datetime | None = None, trusted: bool = False) -> dict:
+        return self._change(article_id, who, why, "edit", now, trusted, fields, expected_version)
+
+    def publish(self, article_id: int, who: str, why: str = "", *, now: datetime | None = None,
+                trusted: bool = False) -> dict:
+        return self._change(article_id, who, why, "publish", now, trusted)
+
+    def retire(self, article_id: int, who: str, why: str = "", *, now: datetime | None = None,
+               trusted: bool = False) -> dict:
+        return self._change(article_id, who, why, "retire", now, trusted)
+
+    def feedback(self, article_id: int, helpful: bool, now: datetime | None = None) -> dict:
+        from callcenter.records.db import utcnow
+
+        with self.engine.begin() as conn:
+            if conn.execute(select(Article.id).where(Article.id == article_id)).first() is None:
+                raise m.NotFound(f"no article {article_id}")
+            conn.execute(insert(KbFeedback).values(article_id=article_id, helpful=bool(helpful), at=now or utcnow()))
+            rows = conn.execute(select(KbFeedback.helpful, func.count()).where(KbFeedback.article_id == article_id)
+                                .group_by(KbFeedback.helpful)).all()
+        counts = {bool(h): n for h, n in rows}
+        return {"helpful": counts.get(True, 0), "not_helpful": counts.get(False, 0)}
