@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import threading
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import pytest
 from argon2 import PasswordHasher
