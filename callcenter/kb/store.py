@@ -18,7 +18,7 @@ from callcenter.records.models import Article, ArticleVersion, KbFeedback, KbRol
 from . import model as m
 from .text import fts5_match, index_text, parse_query, pg_tsquery, snippet
 
-__all__ = ["KbStore", "reindex_all", "index_article", "is_index_table"]
+__all__ = ["KbStore", "reindex_all", "index_article", "index_articles", "is_index_table"]
 
 # Column weights of the ranking: a word in the title counts most, then tags, then the body.
 W_TITLE, W_TAGS, W_BODY = 6.0, 3.0, 1.0
@@ -31,25 +31,35 @@ def is_index_table(name: str) -> bool:
     return name == "kb_index" or name == "kb_fts" or name.startswith("kb_fts_")
 
 
-def index_article(conn: Connection, article_id: int, title: str, tags: str, body: str) -> None:
-    """(Re)write the index row of one article."""
-    t, g, b = index_text(title), index_text(tags.replace(",", " ")), index_text(body)
+def _index_rows(rows: list[tuple[int, str, str, str]]) -> list[dict]:
+    return [{"id": aid, "t": index_text(t), "g": index_text(g.replace(",", " ")), "b": index_text(b)}
+            for aid, t, g, b in rows]
+
+
+def index_articles(conn: Connection, rows: list[tuple[int, str, str, str]]) -> None:
+    """(Re)write the index rows of articles given as (id, title, tags, body)."""
+    if not rows:
+        return
+    params = _index_rows(rows)
     if conn.dialect.name == "sqlite":
-        conn.execute(text("DELETE FROM kb_fts WHERE rowid = :id"), {"id": article_id})
-        conn.execute(text("INSERT INTO kb_fts(rowid, title, tags, body) VALUES (:id, :t, :g, :b)"),
-                     {"id": article_id, "t": t, "g": g, "b": b})
+        conn.execute(text("DELETE FROM kb_fts WHERE rowid = :id"), [{"id": p["id"]} for p in params])
+        conn.execute(text("INSERT INTO kb_fts(rowid, title, tags, body) VALUES (:id, :t, :g, :b)"), params)
     else:
         conn.execute(text(
             "INSERT INTO kb_index(article_id, doc) VALUES (:id, setweight(to_tsvector('simple', :t), 'A')"
             " || setweight(to_tsvector('simple', :g), 'B') || setweight(to_tsvector('simple', :b), 'D'))"
-            " ON CONFLICT (article_id) DO UPDATE SET doc = EXCLUDED.doc"), {"id": article_id, "t": t, "g": g, "b": b})
+            " ON CONFLICT (article_id) DO UPDATE SET doc = EXCLUDED.doc"), params)
+
+
+def index_article(conn: Connection, article_id: int, title: str, tags: str, body: str) -> None:
+    index_articles(conn, [(article_id, title, tags, body)])
 
 
 def reindex_all(conn: Connection) -> int:
     """Index every article (migration, or after changing the dictionary)."""
     rows = conn.execute(text("SELECT id, title, tags, body FROM articles")).all()
-    for r in rows:
-        index_article(conn, r.id, r.title or "", r.tags or "", r.body or "")
+    for i in range(0, len(rows), 500):
+        index_articles(conn, [(r.id, r.title or "", r.tags or "", r.body or "") for r in rows[i:i + 500]])
     return len(rows)
 
 
@@ -182,24 +192,41 @@ class KbStore:
                now: datetime | None = None, trusted: bool = False) -> dict:
         """A new article (draft unless ``publish``), version 1.  ``trusted``: skip the role check
         (the operator's own CLI, seeding)."""
+        return self.get(self.create_many([fields], who, why, publish=publish, now=now, trusted=trusted)[0])
+
+    def create_many(self, items: list, who: str, why: str = "", *, publish: bool = False,
+                    now: datetime | None = None, trusted: bool = False) -> list[int]:
+        """Several new articles in one transaction (import, seeding): all or none."""
         from callcenter.records.db import utcnow
 
-        f = fields if isinstance(fields, m.ArticleFields) else m.ArticleFields.model_validate(fields)
-        self._check(who, f.org, "publish" if publish else "create", trusted)
+        fs = [f if isinstance(f, m.ArticleFields) else m.ArticleFields.model_validate(f) for f in items]
+        roles = None if trusted else self.roles_of(who)
+        for f in fs:
+            if roles is not None and not m.allowed(roles, f.org, "publish" if publish else "create"):
+                raise m.Forbidden(f"{who} may not {'publish' if publish else 'create'} articles of {f.org}")
+        keys = [f.key for f in fs if f.key]
+        if len(keys) != len(set(keys)):
+            raise m.Conflict("the same key appears twice")
         now = now or utcnow()
         status = m.PUBLISHED if publish else m.DRAFT
+        ids = []
         with self.engine.begin() as conn:
-            if f.key and conn.execute(select(Article.id).where(Article.key == f.key)).first():
-                raise m.Conflict(f"an article with key {f.key!r} exists")
-            values = f.model_dump()
-            values["tags"] = " ".join(f.tags)
-            aid = conn.execute(insert(Article).values(**values, status=status, version=1, updated=now,
-                                                      updated_by=who)).inserted_primary_key[0]
-            snap = m.snapshot(f, status)
-            conn.execute(insert(ArticleVersion).values(article_id=aid, version=1, who=who, why=why[:500], at=now,
-                                                       changed=m.changed_fields(None, snap), snapshot=snap))
-            index_article(conn, aid, f.title, " ".join(f.tags), f.body)
-        return self.get(aid)
+            for i in range(0, len(keys), 500):
+                taken = conn.execute(select(Article.key).where(Article.key.in_(keys[i:i + 500]))).scalars().all()
+                if taken:
+                    raise m.Conflict(f"an article with key {taken[0]!r} exists")
+            art_insert, ver_insert = insert(Article), insert(ArticleVersion)  # one compiled statement each
+            for f in fs:
+                values = f.model_dump()
+                values["tags"] = " ".join(f.tags)
+                values.update(status=status, version=1, updated=now, updated_by=who)
+                aid = conn.execute(art_insert, values).inserted_primary_key[0]
+                snap = m.snapshot(f, status)
+                conn.execute(ver_insert, {"article_id": aid, "version": 1, "who": who, "why": why[:500], "at": now,
+                                          "changed": m.changed_fields(None, snap), "snapshot": snap})
+                ids.append(aid)
+            index_articles(conn, [(aid, f.title, " ".join(f.tags), f.body) for aid, f in zip(ids, fs, strict=True)])
+        return ids
 
     def _change(self, article_id: int, who: str, why: str, action: str, now: datetime | None, trusted: bool,
                 fields: dict | None = None, expected_version: int | None = None) -> dict:
