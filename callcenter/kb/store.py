@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, DateTime, Engine, bindparam, delete, func, insert, select, text, update
 
-from callcenter.records.models import Article, ArticleVersion, KbFeedback, KbRole
+from callcenter.records.models import Article, ArticleVersion, AuditLog, KbFeedback, KbRole
 
 from . import model as m
 from .text import fts5_match, index_text, parse_query, pg_tsquery, snippet
@@ -221,11 +221,19 @@ class KbStore:
                 values["tags"] = " ".join(f.tags)
                 values.update(status=status, version=1, updated=now, updated_by=who)
                 aid = conn.execute(art_insert, values).inserted_primary_key[0]
+                if not f.key:  # every article gets a stable key, so an export imports back onto it
+                    key, n = f"kb-{aid}", 1
+                    while conn.execute(select(Article.id).where(Article.key == key)).first():  # an imported "kb-7"
+                        key, n = f"kb-{aid}-{n}", n + 1
+                    f = f.model_copy(update={"key": key})
+                    conn.execute(update(Article).where(Article.id == aid).values(key=f.key))
                 snap = m.snapshot(f, status)
                 conn.execute(ver_insert, {"article_id": aid, "version": 1, "who": who, "why": why[:500], "at": now,
                                           "changed": m.changed_fields(None, snap), "snapshot": snap})
                 ids.append(aid)
             index_articles(conn, [(aid, f.title, " ".join(f.tags), f.body) for aid, f in zip(ids, fs, strict=True)])
+            conn.execute(insert(AuditLog).values(who=who[:200], what="kb.publish" if publish else "kb.create", at=now,
+                                                 details={"articles": ids[:100], "count": len(ids), "why": why[:500]}))
         return ids
 
     def _change(self, article_id: int, who: str, why: str, action: str, now: datetime | None, trusted: bool,
@@ -265,6 +273,8 @@ class KbStore:
                 raise m.Conflict(f"article {article_id} changed while saving; reload and edit again")
             conn.execute(insert(ArticleVersion).values(article_id=article_id, version=version, who=who,
                                                        why=why[:500], at=now, changed=changed, snapshot=snap))
+            conn.execute(insert(AuditLog).values(who=who[:200], what=f"kb.{action}", at=now, details={
+                "article": article_id, "version": version, "changed": changed, "why": why[:500]}))
             if {"title", "tags", "body"} & set(changed):
                 index_article(conn, article_id, new.title, " ".join(new.tags), new.body)
         return self.get(article_id)
@@ -280,6 +290,61 @@ class KbStore:
     def retire(self, article_id: int, who: str, why: str = "", *, now: datetime | None = None,
                trusted: bool = False) -> dict:
         return self._change(article_id, who, why, "retire", now, trusted)
+
+    def import_articles(self, items: list[dict], who: str, why: str = "", *, now: datetime | None = None,
+                        trusted: bool = False) -> dict:
+        """Create or update articles by ``key``; each item's ``status`` (default draft) is applied.
+
+        Every item is validated before anything is written, so a bad file changes nothing.
+        """
+        parsed: list[tuple[m.ArticleFields, str]] = []
+        for i, item in enumerate(items):
+            item = dict(item)
+            status = item.pop("status", None) or m.DRAFT
+            if status not in m.STATUSES:
+                raise m.BadArticle(f"article {i + 1}: status must be one of {', '.join(m.STATUSES)}")
+            try:
+                f = m.ArticleFields.model_validate(item)
+            except ValueError as exc:
+                raise m.BadArticle(f"article {i + 1} ({item.get('key') or item.get('title')!r}): {exc}") from None
+            if not f.key:
+                raise m.BadArticle(f"article {i + 1}: import needs a key to match articles on")
+            parsed.append((f, status))
+        counts = {"created": 0, "updated": 0, "unchanged": 0}
+        new = [(f, st) for f, st in parsed if self.get_by_key(f.key) is None]
+        for st in m.STATUSES:
+            batch = [f for f, s2 in new if s2 == st]
+            if batch:
+                ids = self.create_many(batch, who, why, publish=st != m.DRAFT, now=now, trusted=trusted)
+                if st == m.RETIRED:
+                    for aid in ids:
+                        self.retire(aid, who, why, now=now, trusted=trusted)
+                counts["created"] += len(batch)
+        for f, st in parsed:
+            if any(f is g for g, _ in new):
+                continue
+            cur = self.get_by_key(f.key)
+            after = self.edit(cur["id"], f.model_dump(), who, why, now=now, trusted=trusted) if cur["status"] != m.RETIRED else cur
+            if st != after["status"] and st != m.DRAFT:
+                after = (self.publish if st == m.PUBLISHED else self.retire)(cur["id"], who, why, now=now, trusted=trusted)
+            counts["updated" if after["version"] != cur["version"] else "unchanged"] += 1
+        return counts
+
+    def changes_since(self, after_id: int, limit: int = 500) -> list[dict]:
+        """Versions saved after version-row ``after_id``, oldest first (what the seats must hear of)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(ArticleVersion.id, ArticleVersion.article_id, ArticleVersion.version,
+                                       ArticleVersion.who, ArticleVersion.why, ArticleVersion.at,
+                                       ArticleVersion.changed, ArticleVersion.snapshot)
+                                .where(ArticleVersion.id > after_id).order_by(ArticleVersion.id).limit(limit)).all()
+        return [{"seq": r.id, "article_id": r.article_id, "version": r.version, "who": r.who, "why": r.why,
+                 "at": r.at, "changed": r.changed, "title": r.snapshot.get("title", ""),
+                 "status": r.snapshot.get("status", ""), "effective_from": r.snapshot.get("effective_from")}
+                for r in rows]
+
+    def last_change(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.max(ArticleVersion.id))).scalar() or 0
 
     def feedback(self, article_id: int, helpful: bool, now: datetime | None = None) -> dict:
         from callcenter.records.db import utcnow
