@@ -16,13 +16,28 @@ from sqlalchemy import Connection, DateTime, Engine, bindparam, delete, func, in
 from callcenter.records.models import Article, ArticleVersion, AuditLog, KbFeedback, KbRole
 
 from . import model as m
-from .text import fts5_match, index_text, parse_query, pg_tsquery, snippet
+from .text import Query, fts5_match, index_text, parse_query, pg_tsquery, snippet
 
 __all__ = ["KbStore", "reindex_all", "index_article", "index_articles", "is_index_table"]
 
 # Column weights of the ranking: a word in the title counts most, then tags, then the body.
 W_TITLE, W_TAGS, W_BODY = 6.0, 3.0, 1.0
 MAX_LIMIT = 50
+# A word found in more than this share of the articles is left out of the query: its IDF is near
+# zero, so it barely moves the ranking, but BM25 would have to score every article holding it.
+COMMON_SHARE = 0.05
+COMMON_MIN = 500  # ...and never below this many articles (a small knowledge base keeps every word)
+
+
+def prune_common(q: Query, doc_freq: dict[str, int], total: int) -> Query:
+    """``q`` without its words found in most articles (pure).  When every word is that common,
+    the rarest one is kept, so a query never becomes empty because of this."""
+    cap = max(COMMON_MIN, int(total * COMMON_SHARE))
+    groups = tuple(g2 for g in q.groups if (g2 := tuple(w for w in g if doc_freq.get(w, 0) <= cap)))
+    if groups:
+        return Query(q.text, groups)
+    present = [w for g in q.groups for w in g if doc_freq.get(w, 0) > 0]
+    return Query(q.text, ((min(present, key=lambda w: doc_freq[w]),),) if present else q.groups)
 
 
 def is_index_table(name: str) -> bool:
@@ -98,14 +113,36 @@ class KbStore:
                 " a.effective_until, a.status, a.version, a.updated, a.updated_by")
         with self.engine.connect() as conn:
             if conn.dialect.name == "sqlite":
-                match = fts5_match(q)
+                words = sorted({w for g in q.groups for w in g})
+                if words:
+                    df = dict(conn.execute(text("SELECT term, doc FROM kb_fts_vocab WHERE term IN :w")
+                                           .bindparams(bindparam("w", expanding=True)), {"w": words}).all())
+                    total = conn.execute(text("SELECT max(id) FROM articles")).scalar() or 0
+                    q_run = prune_common(q, df, total)
+                match = fts5_match(q_run if words else q)
                 if not match:
                     return []
                 params["match"] = match
-                # bm25(): lower is better (https://sqlite.org/fts5.html#the_bm25_function)
-                sql = (f"SELECT {cols}, bm25(kb_fts, {W_TITLE}, {W_TAGS}, {W_BODY}) AS score FROM kb_fts"
-                       f" JOIN articles a ON a.id = kb_fts.rowid WHERE kb_fts MATCH :match{where}"
-                       " ORDER BY score, a.id LIMIT :limit")
+                # rank inside FTS5 first and look only the best candidates up in ``articles``
+                # (joining first would fetch every matching article); bm25(): lower is better
+                # (https://sqlite.org/fts5.html#the_bm25_function).  Too few candidates in effect:
+                # widen, at most three times, the last time without a limit.
+                sql = (f"SELECT {cols}, f.score FROM (SELECT rowid, bm25(kb_fts, {W_TITLE}, {W_TAGS}, {W_BODY})"
+                       " AS score FROM kb_fts WHERE kb_fts MATCH :match ORDER BY score LIMIT :cand) f"
+                       f" JOIN articles a ON a.id = f.rowid WHERE 1 = 1{where} ORDER BY f.score, a.id LIMIT :limit")
+                stmt = text(sql)
+                if not everything:
+                    stmt = stmt.bindparams(bindparam("now", type_=DateTime()))
+                else:
+                    params.pop("now")
+                for cand in (max(50, limit * 5), max(1000, limit * 100), -1):
+                    rows = conn.execute(stmt, {**params, "cand": cand}).all()
+                    if len(rows) >= limit or cand < 0:
+                        break
+                    n = conn.execute(text("SELECT count(*) FROM (SELECT rowid FROM kb_fts WHERE kb_fts MATCH :match"
+                                          " LIMIT :cand)"), {"match": match, "cand": cand}).scalar()
+                    if n < cand:  # every match was a candidate already
+                        break
             else:
                 tsq = pg_tsquery(q)
                 if not tsq:
@@ -116,13 +153,13 @@ class KbStore:
                        " k.doc, to_tsquery('simple', :tsq), 1) AS score FROM kb_index k"
                        f" JOIN articles a ON a.id = k.article_id WHERE k.doc @@ to_tsquery('simple', :tsq){where}"
                        " ORDER BY score, a.id LIMIT :limit")
-            # typed: SQLite stores datetimes as text, and the comparison must use the same format
-            stmt = text(sql)
-            if not everything:
-                stmt = stmt.bindparams(bindparam("now", type_=DateTime()))
-            else:
-                params.pop("now")
-            rows = conn.execute(stmt, params).all()
+                # typed: SQLite stores datetimes as text, and the comparison must use the same format
+                stmt = text(sql)
+                if not everything:
+                    stmt = stmt.bindparams(bindparam("now", type_=DateTime()))
+                else:
+                    params.pop("now")
+                rows = conn.execute(stmt, params).all()
         out = []
         for r in rows:
             d = _row_dict(r)
@@ -131,6 +168,14 @@ class KbStore:
             del d["body"]
             out.append(d)
         return out
+
+    def optimize(self) -> None:
+        """Merge the full-text index's segments (after a bulk load: searches get faster)."""
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "sqlite":
+                conn.execute(text("INSERT INTO kb_fts(kb_fts) VALUES ('optimize')"))
+            else:
+                conn.execute(text("ANALYZE kb_index"))
 
     def get(self, article_id: int) -> dict:
         with self.engine.connect() as conn:

@@ -116,6 +116,13 @@ class Query:
         return sorted({w for g in self.groups for w in g}, key=lambda w: (-len(w), w))
 
 
+def _query_words(text: str) -> list[str]:
+    """The query's words in precise mode: the index holds the words inside long words too
+    (search mode), so the query need not; fewer, rarer words keep ranking cheap at scale."""
+    text = unicodedata.normalize("NFKC", text or "")
+    return [t.lower() for t in _tokenizer().cut(text) if _is_word(t)]
+
+
 def parse_query(text: str) -> Query:
     """Cut the caller's question into words, drop filler words, add synonyms.
 
@@ -124,7 +131,7 @@ def parse_query(text: str) -> Query:
     """
     text = (text or "")[:MAX_QUERY_CHARS]
     words: list[str] = []
-    for w in segment(text):
+    for w in _query_words(text):
         if w not in STOP_WORDS and w not in words:
             words.append(w)
     if not words:  # a query of filler words only: search them rather than nothing

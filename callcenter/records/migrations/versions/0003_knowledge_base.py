@@ -77,6 +77,8 @@ def upgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name == 'sqlite':
         op.execute("CREATE VIRTUAL TABLE kb_fts USING fts5(title, tags, body, tokenize='unicode61')")
+        # each word's document count, to leave words in most articles out of a query (store.search)
+        op.execute("CREATE VIRTUAL TABLE kb_fts_vocab USING fts5vocab(kb_fts, 'row')")
     else:
         op.execute("CREATE TABLE kb_index (article_id INTEGER PRIMARY KEY REFERENCES articles(id) ON DELETE CASCADE,"
                    " doc tsvector NOT NULL)")
@@ -90,6 +92,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name == 'sqlite':
+        op.execute("DROP TABLE IF EXISTS kb_fts_vocab")
         op.execute("DROP TABLE IF EXISTS kb_fts")
     else:
         op.execute("DROP TABLE IF EXISTS kb_index")
