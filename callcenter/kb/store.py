@@ -384,7 +384,8 @@ class KbStore:
                                 .where(ArticleVersion.id > after_id).order_by(ArticleVersion.id).limit(limit)).all()
         return [{"seq": r.id, "article_id": r.article_id, "version": r.version, "who": r.who, "why": r.why,
                  "at": r.at, "changed": r.changed, "title": r.snapshot.get("title", ""),
-                 "status": r.snapshot.get("status", ""), "effective_from": r.snapshot.get("effective_from")}
+                 "status": r.snapshot.get("status", ""), "effective_from": r.snapshot.get("effective_from"),
+                 "key": r.snapshot.get("key"), "org": r.snapshot.get("org", "")}
                 for r in rows]
 
     def last_change(self) -> int:

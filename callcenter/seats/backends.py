@@ -117,6 +117,15 @@ class DbKnowledgeBase:
 
         return KbStore(self._db()).search(query, limit)
 
+    def get(self, article_id: int) -> dict[str, Any] | None:
+        from callcenter.kb.model import NotFound
+        from callcenter.kb.store import KbStore
+
+        try:
+            return KbStore(self._db()).get(article_id)
+        except NotFound:
+            return None
+
     def close(self) -> None:
         if self._engine is not None:
             self._engine.dispose()

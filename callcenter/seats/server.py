@@ -40,6 +40,7 @@ from .session import (
     CancelTimer,
     Close,
     EngineInput,
+    GetKbArticle,
     LookupContacts,
     SaveWrapup,
     SearchKb,
@@ -297,6 +298,8 @@ class SeatServer:
             )
         elif isinstance(e, SearchKb):
             self._kb_search(e)
+        elif isinstance(e, GetKbArticle):
+            self._kb_get(e)
         elif isinstance(e, SaveWrapup):
             self._save_wrapup(e)
         elif isinstance(e, LookupContacts):
@@ -347,6 +350,35 @@ class SeatServer:
             self.send(e.conn, s.error(s.UNAVAILABLE, "the knowledge base is not reachable; try again", e.ref))
 
         self._in_thread(self.kb.search, e.query, e.limit).addCallbacks(found, failed)
+
+    def _kb_get(self, e: GetKbArticle) -> None:
+        if self.kb is None or not hasattr(self.kb, "get"):
+            self.send(e.conn, s.error(s.UNAVAILABLE, "no knowledge base is configured", e.ref))
+            return
+
+        def found(a):
+            if a is None or a.get("status") == "draft":
+                self.send(e.conn, s.error(s.BAD_FIELD, f"no article {e.article_id}", e.ref))
+                return
+            fields = {k: a.get(k) for k in s.ArticleFull.model_fields if k in a}
+            self.send(e.conn, s.KbArticle(ref=e.ref, article=s.ArticleFull(**fields)))
+
+        def failed(f):
+            log.failure("knowledge-base read failed", f)
+            self.send(e.conn, s.error(s.UNAVAILABLE, "the knowledge base is not reachable; try again", e.ref))
+
+        self._in_thread(self.kb.get, e.article_id).addCallbacks(found, failed)
+
+    def kb_changed(self, msg: s.KbUpdated) -> int:
+        """Push a knowledge-base update to every logged-in seat (encoded once); returns how many."""
+        data = s.encode(msg)
+        n = 0
+        for conn in self.core.kb_listeners():
+            proto = self.protocols.get(conn)
+            if proto is not None and proto.state == proto.STATE_OPEN:
+                proto.sendMessage(data, isBinary=False)
+                n += 1
+        return n
 
     def _save_wrapup(self, e: SaveWrapup) -> None:
         record = {"call_id": e.call_id, "agent_id": e.agent_id, "pool": e.pool, "disposition": e.disposition,
