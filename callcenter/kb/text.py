@@ -141,6 +141,8 @@ def parse_query(text: str) -> Query:
     budget = MAX_ALTERNATIVES
     for w in words[:MAX_QUERY_WORDS]:
         alts = [w] + [s for s in syn.get(w, ()) if s != w]
+        if len(w) >= 3:  # the words inside a long word: 违章罚款 also finds 违章 ... 罚款
+            alts += [p for p in segment(w) if p != w and p not in alts and len(p) > 1]
         alts = alts[:max(1, min(len(alts), budget))]
         budget -= len(alts)
         groups.append(tuple(alts))
