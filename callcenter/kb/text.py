@@ -95,7 +95,7 @@ def index_text(text: str) -> str:
 
 _MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 _MD_EMPH = re.compile(r"[*_`~]+")
-_MD_BLOCK = re.compile(r"[>#|]+")
+_MD_BLOCK = re.compile(r"(?m)[>#|]+|^\s*[-+]\s+")
 
 
 def plain_text(markdown: str) -> str:
