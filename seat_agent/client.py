@@ -235,6 +235,19 @@ class SeatSession:
     def session_ended(self, reason: str) -> None:
         """Hook: the transport stops reconnecting here."""
 
+    def retry_login(self, password: str) -> None:
+        """Log in again with another password (after ``bad-credentials``)."""
+        self._password = password
+        self.ended = None
+        self.status = "logging in again"
+        if self._send is not None:
+            self._authenticate()
+        else:
+            self.reconnect()
+
+    def reconnect(self) -> None:
+        """Hook: a transport that stopped (final ending) starts again here."""
+
     # -- commands --------------------------------------------------------------
     def _next_id(self) -> int:
         return next(self._ids)
@@ -437,6 +450,10 @@ class SeatClient(SeatSession):
     def session_ended(self, reason: str) -> None:
         if reason in FINAL_ENDINGS and self._service is not None:
             self.stop()
+
+    def reconnect(self) -> None:
+        if self._service is None:
+            self.start()
 
 
 _TLS_OPTIONS: dict = {}
