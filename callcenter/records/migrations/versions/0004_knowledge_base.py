@@ -9,8 +9,8 @@ a ``kb_index`` table with a GIN-indexed ``tsvector`` on PostgreSQL (the
 not stem them; https://www.postgresql.org/docs/current/textsearch-controls.html).
 Articles that existed before stay ``published`` and are indexed on upgrade.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-02 15:30:00
 
 """
@@ -20,8 +20,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision: str = '0003'
-down_revision: str | Sequence[str] | None = '0002'
+revision: str = '0004'
+down_revision: str | Sequence[str] | None = '0003'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
