@@ -79,10 +79,10 @@ def serve(args) -> None:
     def notify(u: dict) -> None:
         """Fan out, then report the server's part: saved (the version row's time) to the last send."""
         t0 = time.perf_counter()
-        n = server.kb_changed(schema.KbUpdated(**u))
         saved = datetime.fromisoformat(u["at"]).replace(tzinfo=UTC).timestamp()
-        print(json.dumps({"article_id": u["article_id"], "sent": n, "fanout_ms": (time.perf_counter() - t0) * 1000,
-                          "saved_to_sent_ms": (time.time() - saved) * 1000}), flush=True)
+        server.kb_changed(schema.KbUpdated(**u)).addCallback(lambda n: print(json.dumps({
+            "article_id": u["article_id"], "sent": n, "fanout_ms": (time.perf_counter() - t0) * 1000,
+            "saved_to_sent_ms": (time.time() - saved) * 1000}), flush=True))
 
     watcher = KbWatcher(store, notify, clock=reactor,
                         run_blocking=lambda fn, *a: threads.deferToThreadPool(reactor, reactor.getThreadPool(), fn, *a))

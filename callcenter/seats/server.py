@@ -369,16 +369,41 @@ class SeatServer:
 
         self._in_thread(self.kb.get, e.article_id).addCallbacks(found, failed)
 
-    def kb_changed(self, msg: s.KbUpdated) -> int:
-        """Push a knowledge-base update to every logged-in seat (encoded once); returns how many."""
+    KB_FANOUT_CHUNK = 250  # seats per reactor turn: a fan-out to thousands must not stall offers
+
+    def kb_changed(self, msg: s.KbUpdated) -> defer.Deferred:
+        """Push a knowledge-base update to every logged-in seat; fires with how many got it.
+
+        The message is encoded and framed once (autobahn's ``prepareMessage``) and
+        sent ``KB_FANOUT_CHUNK`` seats per reactor turn, so calls keep flowing
+        while thousands of seats are told."""
         data = s.encode(msg)
-        n = 0
-        for conn in self.core.kb_listeners():
-            proto = self.protocols.get(conn)
-            if proto is not None and proto.state == proto.STATE_OPEN:
-                proto.sendMessage(data, isBinary=False)
-                n += 1
-        return n
+        conns = self.core.kb_listeners()
+        done: defer.Deferred = defer.Deferred()
+        prepared: dict[int, Any] = {}
+        sent = [0]
+
+        def send_chunk(start: int) -> None:
+            for conn in conns[start:start + self.KB_FANOUT_CHUNK]:
+                proto = self.protocols.get(conn)
+                if proto is None or proto.state != proto.STATE_OPEN:
+                    continue
+                factory = getattr(proto, "factory", None)
+                if hasattr(proto, "sendPreparedMessage") and hasattr(factory, "prepareMessage"):
+                    pm = prepared.get(id(factory))
+                    if pm is None:
+                        pm = prepared[id(factory)] = factory.prepareMessage(data, isBinary=False)
+                    proto.sendPreparedMessage(pm)
+                else:
+                    proto.sendMessage(data, isBinary=False)
+                sent[0] += 1
+            if start + self.KB_FANOUT_CHUNK < len(conns):
+                self.clock.callLater(0, send_chunk, start + self.KB_FANOUT_CHUNK)
+            else:
+                done.callback(sent[0])
+
+        send_chunk(0)
+        return done
 
     def _save_wrapup(self, e: SaveWrapup) -> None:
         record = {"call_id": e.call_id, "agent_id": e.agent_id, "pool": e.pool, "disposition": e.disposition,
