@@ -162,6 +162,9 @@ class SeatSession:
     def _on_hello(self, msg: s.Hello) -> None:
         self.hello = msg
 
+    def _on_token(self, msg: s.Token) -> None:
+        self.token = msg.token  # the ACD rotates tokens; only the newest resumes
+
     def _on_login_ok(self, msg: s.LoginOk) -> None:
         self.token, self.pool, self.logged_in = msg.token, msg.pool, True
         self.status = "logged in" + (" (took over the session from another seat)" if msg.took_over else "")
@@ -208,7 +211,7 @@ class SeatSession:
                 self._authenticate()
         elif msg.code == s.BAD_CREDENTIALS:
             self._end("bad-credentials")
-        elif msg.code in (s.LOGIN_THROTTLED, s.UNAVAILABLE) and not self.logged_in and self._send is not None:
+        elif msg.code in (s.LOGIN_THROTTLED, s.UNAVAILABLE, s.BUSY) and not self.logged_in and self._send is not None:
             self.status = f"{msg.message} (retrying in {msg.retry_after_s or 5:g} s)"
             self._login_retry = self.clock.callLater(msg.retry_after_s or 5.0, self._retry_login)
 

@@ -71,19 +71,18 @@ def prepare_database(state_dir: Path) -> str:
     """Migrate and add the demo accounts and articles (idempotent)."""
     from datetime import datetime
 
-    from argon2 import PasswordHasher
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
     from callcenter.app import default_database_url
-    from callcenter.records.accounts import add_agent
+    from callcenter.records.accounts import PASSWORD_HASHER, add_agent
     from callcenter.records.db import make_engine, migrate
     from callcenter.records.models import Agent, Article
 
     url = default_database_url(state_dir.resolve())
     migrate(url)
     db = make_engine(url)
-    hasher = PasswordHasher()
+    hasher = PASSWORD_HASHER
     with Session(db) as session, session.begin():
         have = set(session.scalars(select(Agent.id)))
         for agent_id, pool in demo_agents():

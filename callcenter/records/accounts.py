@@ -26,9 +26,21 @@ from callcenter.records.models import Agent
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 # Asterisk dial strings: TECH/resource, e.g. PJSIP/1001, PJSIP/xian-trunk/8021, Local/1001@agents.
 ENDPOINT_RE = re.compile(r"^(PJSIP|SIP|IAX2|DAHDI|Local)/[A-Za-z0-9_.+:-]+(/[A-Za-z0-9_.+:-]+)?(@[A-Za-z0-9_.-]+)?$")
+# Local/<exten>@<context>[/<options>]: options n (no optimisation), j (jitter buffer), m (MOH
+# passthrough), b (bridge) (Asterisk core_local.c, "Local Channel Modifiers")
+LOCAL_ENDPOINT_RE = re.compile(r"^Local/[A-Za-z0-9_.+:-]+@[A-Za-z0-9_.-]+(/[njmb]{1,4})?$")
 MIN_PASSWORD = 8
 
-_default_hasher = PasswordHasher()
+# argon2id at OWASP's minimum: m=19 MiB, t=2, p=1 (OWASP Password Storage Cheat Sheet,
+# "Argon2id": "a minimum configuration of 19 MiB of memory, an iteration count of 2, and
+# 1 degree of parallelism").  ~26 ms of one core per check here, against ~200 ms and
+# 4 threads for argon2-cffi's default (RFC 9106 low-memory: 64 MiB, t=3, p=4), which
+# starved the reactor of CPU during a 1,000-seat login burst (issue 14).  p=1: one
+# check uses one core; the seat server runs checks on a pool one smaller than the
+# CPUs (callcenter/seats/passwords.py).  Hashes made with other parameters still
+# verify (the PHC string carries them) and are rehashed at the next good login.
+PASSWORD_HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+_default_hasher = PASSWORD_HASHER
 
 
 class AccountError(ValueError):
@@ -69,9 +81,11 @@ class AgentAccount:
 def validate_endpoint(endpoint: str | None) -> str | None:
     if endpoint in (None, ""):
         return None
+    if endpoint.startswith("Local/") and LOCAL_ENDPOINT_RE.match(endpoint):
+        return endpoint
     if not ENDPOINT_RE.match(endpoint):
         raise InvalidAccount(f"endpoint {endpoint!r}: expected TECH/resource like PJSIP/1001, "
-                             "PJSIP/xian-trunk/8021 or Local/1001@agents")
+                             "PJSIP/xian-trunk/8021, Local/1001@agents or Local/1001@agents/n")
     if endpoint.startswith("Local/") and "@" not in endpoint:
         raise InvalidAccount(f"endpoint {endpoint!r}: a Local channel needs @context (Local/1001@agents)")
     return endpoint

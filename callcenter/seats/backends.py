@@ -14,11 +14,13 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from callcenter.records.accounts import PASSWORD_HASHER
+
 from .session import Account
 
 __all__ = ["StaticAccounts", "DbAccounts", "DbKnowledgeBase", "hash_password", "records_helper"]
 
-_HASHER = PasswordHasher()
+_HASHER = PASSWORD_HASHER  # one place for the parameters (records/accounts.py)
 # Verified against when the agent is unknown, so a wrong agent id costs as much
 # time as a wrong password (no account enumeration by timing).
 _DUMMY_HASH = _HASHER.hash("not-a-password")

@@ -36,6 +36,7 @@ from callcenter.engine import EngineError
 from callcenter.engine import events as ev
 
 from . import schema as s
+from .passwords import Busy, PasswordChecks
 from .session import (
     CancelTimer,
     Close,
@@ -139,6 +140,7 @@ class SeatServer:
         token_secret: str | bytes | None = None,
         contacts_timeout_s: float = 1.0,
         run_blocking: Callable[..., defer.Deferred] | None = None,
+        password_checks: Callable[..., defer.Deferred] | None = None,
     ):
         self.engine = engine
         self.reactor = reactor
@@ -150,6 +152,8 @@ class SeatServer:
         self.contacts_timeout_s = contacts_timeout_s
         self._run_blocking = run_blocking or (
             lambda fn, *args: threads.deferToThreadPool(reactor, reactor.getThreadPool(), fn, *args))
+        # password checks never share the pool above (passwords.py); a test's inline runner serves both
+        self.password_checks = password_checks or (PasswordChecks(reactor) if run_blocking is None else run_blocking)
         self.core = SeatCore(
             limits, agent_info=engine.agent_info, call_info=getattr(engine, "call_info", lambda call_id: None),
             ring_timeout_of=self._ring_timeout_of, token_factory=token_factory,
@@ -229,7 +233,14 @@ class SeatServer:
         return conn
 
     def received(self, conn: int, payload: bytes) -> None:
-        self._do(self.core.received(conn, payload, self.clock.seconds()))
+        try:
+            effects = self.core.received(conn, payload, self.clock.seconds())
+        except Exception:
+            # our bug, not the seat's: answer it and keep this seat and every other one going
+            log.failure("seat connection {conn}: handling a message failed", conn=conn)
+            effects = []
+            self.send(conn, s.error(s.SERVER_ERROR, "the ACD could not handle this message; it was dropped"))
+        self._do(effects)
 
     def connection_lost(self, conn: int) -> None:
         self.protocols.pop(conn, None)
@@ -256,7 +267,11 @@ class SeatServer:
         self._timers.clear()
         for proto in list(self.protocols.values()):
             proto.dropConnection(abort=True)
-        return defer.DeferredList(list(self._pending), consumeErrors=True)
+        d = defer.DeferredList(list(self._pending), consumeErrors=True)
+        stop_checks = getattr(self.password_checks, "stop", None)
+        if stop_checks is not None:
+            d.addBoth(lambda _: stop_checks())
+        return d
 
     # -- effects -------------------------------------------------------------
     def _do(self, effects: list) -> None:
@@ -292,10 +307,7 @@ class SeatServer:
             if old is not None and old.active():
                 old.cancel()
         elif isinstance(e, VerifyLogin):
-            self._in_thread(self.accounts.verify, e.agent_id, e.password).addCallbacks(
-                lambda account: self._do(self.core.login_verified(e.conn, e.agent_id, account, self.clock.seconds(), e.ref)),
-                lambda f: (log.failure("account check failed", f), self._do(self.core.login_unavailable(e.conn, e.ref))),
-            )
+            self._verify_login(e)
         elif isinstance(e, SearchKb):
             self._kb_search(e)
         elif isinstance(e, GetKbArticle):
@@ -306,6 +318,20 @@ class SeatServer:
             self._lookup_contacts(e)
         else:  # pragma: no cover - a new effect without a handler is our bug
             raise TypeError(f"unknown effect {e!r}")
+
+    def _verify_login(self, e: VerifyLogin) -> None:
+        try:
+            d = self.password_checks(self.accounts.verify, e.agent_id, e.password)
+        except Busy as busy:
+            self._do(self.core.login_unavailable(e.conn, e.ref, now=self.clock.seconds(), busy_retry_s=busy.retry_after_s))
+            return
+        self._pending.add(d)
+        d.addBoth(lambda result: (self._pending.discard(d), result)[1])
+        d.addCallbacks(
+            lambda account: self._do(self.core.login_verified(e.conn, e.agent_id, account, self.clock.seconds(), e.ref)),
+            lambda f: (log.failure("account check failed", f),
+                       self._do(self.core.login_unavailable(e.conn, e.ref, now=self.clock.seconds()))),
+        )
 
     def _log_session(self, e: Send) -> None:
         proto = self.protocols.get(e.conn)

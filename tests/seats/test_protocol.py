@@ -213,7 +213,8 @@ class ResumeTests(SeatTest):
                     what="server noticed")
         # ClientService reconnects on its own and the client resumes with the token
         yield until(lambda: c.logged_in and c.status == "session resumed", what="resumed")
-        self.assertEqual(c.token, token)
+        self.assertNotEqual(c.token, token)  # rotated on resume
+        self.assertNotIn(token, self.world.server.core.tokens)
         self.assertEqual(c.offer.call_id, "c1")
         self.assertEqual(self.engine.agent_info("a1")["state"], "offered")
         c.accept()
