@@ -53,6 +53,7 @@ SUBSYSTEM_MODULES: tuple[str, ...] = (
     "callcenter.fastagi.service",
     "callcenter.seats.service",
     "callcenter.api.service",
+    "callcenter.kb.service",  # the public knowledge base at /kb
 )
 
 STOP_BUDGET_S = 3.0  # all subsystems together

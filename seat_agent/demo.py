@@ -94,9 +94,17 @@ def prepare_database(state_dir: Path) -> str:
             if agent_id not in have:
                 add_agent(session, agent_id, pool=pool, name=f"Demo {agent_id}", endpoint=f"PJSIP/{agent_id}",
                           password=DEMO_PASSWORD, hasher=hasher)
-        if not session.scalar(select(Article.id).limit(1)):
-            for title, body, tags in ARTICLES:
-                session.add(Article(title=title, body=body, tags=tags, updated=datetime(2026, 1, 1)))
+        seeded = session.scalar(select(Article.id).limit(1)) is not None
+    if not seeded:  # the English ones for the robots' searches, then the Chinese seed corpus
+        from callcenter.kb.seed import EPOCH, corpus
+        from callcenter.kb.store import KbStore
+
+        kb = KbStore(db)
+        for title, body, tags in ARTICLES:
+            kb.create({"title": title, "body": body, "tags": tags, "org": "demo", "effective_from": EPOCH},
+                      "demo", "demo article", publish=True, trusted=True, now=datetime(2026, 1, 1))
+        for a in corpus():
+            kb.create(a, "seed", "seed corpus", publish=True, trusted=True, now=datetime(2026, 1, 1))
     db.dispose()
     return url
 

@@ -191,6 +191,13 @@ class KbSearch(AgentAction):
     limit: Annotated[int, Field(ge=1, le=50)] = 10
 
 
+class KbGet(AgentAction):
+    """Open one knowledge-base article (the current version). Reply: ``kb_article``."""
+
+    TYPE: ClassVar[str] = "kb_get"
+    article_id: Annotated[int, Field(ge=1, lt=2**31)]
+
+
 class Heartbeat(Message):
     TYPE: ClassVar[str] = "heartbeat"
 
@@ -318,6 +325,46 @@ class KbResults(Message):
     articles: list[Article]
 
 
+class ArticleFull(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: int
+    key: str | None = None
+    title: str
+    body: str = ""  # Markdown
+    category: str = ""
+    tags: list[str] = []
+    org: str = ""  # owning organisation: a city's 12345, 12333, 12315, a department
+    region: str = ""
+    effective_from: str | None = None  # ISO 8601, UTC
+    effective_until: str | None = None
+    status: str = "published"
+    version: int = 1
+    updated: str | None = None
+
+
+class KbArticle(Message):
+    TYPE: ClassVar[str] = "kb_article"
+    ref: Ref | None = None
+    article: ArticleFull
+
+
+class KbUpdated(Message):
+    """An article was published, changed while published, or retired: pushed to every logged-in seat.
+    A seat showing it fetches the new version (``kb_get``) and shows what changed."""
+
+    TYPE: ClassVar[str] = "kb_updated"
+    article_id: int
+    key: str | None = None
+    title: str
+    version: int
+    status: str
+    change: str  # published | edited | retired
+    changed: list[str] = []  # field names
+    org: str = ""
+    why: str = ""
+    at: str = ""  # ISO 8601, UTC: when the change was saved
+
+
 class HeartbeatAck(Message):
     TYPE: ClassVar[str] = "heartbeat_ack"
     ref: Ref | None = None
@@ -354,11 +401,12 @@ def _table(*classes: type[Message]) -> dict[str, type[Message]]:
 
 
 CLIENT_MESSAGES: dict[str, type[Message]] = _table(
-    Login, Resume, Ready, NotReady, Logout, Accept, Reject, Wrapup, EndWrapup, KbSearch, Heartbeat, Hangup
+    Login, Resume, Ready, NotReady, Logout, Accept, Reject, Wrapup, EndWrapup, KbSearch, Heartbeat, Hangup,
+    KbGet,
 )
 SERVER_MESSAGES: dict[str, type[Message]] = _table(
     Hello, LoginOk, Resumed, State, Offer, OfferEnded, CallAnswered, CallEnded, WrapupSaved, KbResults,
-    HeartbeatAck, Error, SessionEnded, Token,
+    HeartbeatAck, Error, SessionEnded, Token, KbArticle, KbUpdated,
 )
 
 

@@ -41,6 +41,7 @@ from .session import (
     CancelTimer,
     Close,
     EngineInput,
+    GetKbArticle,
     LookupContacts,
     SaveWrapup,
     SearchKb,
@@ -309,6 +310,8 @@ class SeatServer:
             self._verify_login(e)
         elif isinstance(e, SearchKb):
             self._kb_search(e)
+        elif isinstance(e, GetKbArticle):
+            self._kb_get(e)
         elif isinstance(e, SaveWrapup):
             self._save_wrapup(e)
         elif isinstance(e, LookupContacts):
@@ -373,6 +376,60 @@ class SeatServer:
             self.send(e.conn, s.error(s.UNAVAILABLE, "the knowledge base is not reachable; try again", e.ref))
 
         self._in_thread(self.kb.search, e.query, e.limit).addCallbacks(found, failed)
+
+    def _kb_get(self, e: GetKbArticle) -> None:
+        if self.kb is None or not hasattr(self.kb, "get"):
+            self.send(e.conn, s.error(s.UNAVAILABLE, "no knowledge base is configured", e.ref))
+            return
+
+        def found(a):
+            if a is None or a.get("status") == "draft":
+                self.send(e.conn, s.error(s.BAD_FIELD, f"no article {e.article_id}", e.ref))
+                return
+            fields = {k: a.get(k) for k in s.ArticleFull.model_fields if k in a}
+            self.send(e.conn, s.KbArticle(ref=e.ref, article=s.ArticleFull(**fields)))
+
+        def failed(f):
+            log.failure("knowledge-base read failed", f)
+            self.send(e.conn, s.error(s.UNAVAILABLE, "the knowledge base is not reachable; try again", e.ref))
+
+        self._in_thread(self.kb.get, e.article_id).addCallbacks(found, failed)
+
+    KB_FANOUT_CHUNK = 250  # seats per reactor turn: a fan-out to thousands must not stall offers
+
+    def kb_changed(self, msg: s.KbUpdated) -> defer.Deferred:
+        """Push a knowledge-base update to every logged-in seat; fires with how many got it.
+
+        The message is encoded and framed once (autobahn's ``prepareMessage``) and
+        sent ``KB_FANOUT_CHUNK`` seats per reactor turn, so calls keep flowing
+        while thousands of seats are told."""
+        data = s.encode(msg)
+        conns = self.core.kb_listeners()
+        done: defer.Deferred = defer.Deferred()
+        prepared: dict[int, Any] = {}
+        sent = [0]
+
+        def send_chunk(start: int) -> None:
+            for conn in conns[start:start + self.KB_FANOUT_CHUNK]:
+                proto = self.protocols.get(conn)
+                if proto is None or proto.state != proto.STATE_OPEN:
+                    continue
+                factory = getattr(proto, "factory", None)
+                if hasattr(proto, "sendPreparedMessage") and hasattr(factory, "prepareMessage"):
+                    pm = prepared.get(id(factory))
+                    if pm is None:
+                        pm = prepared[id(factory)] = factory.prepareMessage(data, isBinary=False)
+                    proto.sendPreparedMessage(pm)
+                else:
+                    proto.sendMessage(data, isBinary=False)
+                sent[0] += 1
+            if start + self.KB_FANOUT_CHUNK < len(conns):
+                self.clock.callLater(0, send_chunk, start + self.KB_FANOUT_CHUNK)
+            else:
+                done.callback(sent[0])
+
+        send_chunk(0)
+        return done
 
     def _save_wrapup(self, e: SaveWrapup) -> None:
         record = {"call_id": e.call_id, "agent_id": e.agent_id, "pool": e.pool, "disposition": e.disposition,

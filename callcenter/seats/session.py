@@ -63,6 +63,7 @@ __all__ = [
     "StartTimer",
     "CancelTimer",
     "SearchKb",
+    "GetKbArticle",
     "SaveWrapup",
     "LookupContacts",
 ]
@@ -195,6 +196,13 @@ class SearchKb:
     conn: int
     query: str
     limit: int
+    ref: Any = None
+
+
+@dataclass(frozen=True)
+class GetKbArticle:
+    conn: int
+    article_id: int
     ref: Any = None
 
 
@@ -709,6 +717,14 @@ class SeatCore:
     def _on_kb_search(self, c: _Conn, msg: s.KbSearch, now: float) -> list:
         sess, err = self._session(c, msg)
         return err or [SearchKb(c.id, msg.query, msg.limit, msg.id)]
+
+    def _on_kb_get(self, c: _Conn, msg: s.KbGet, now: float) -> list:
+        sess, err = self._session(c, msg)
+        return err or [GetKbArticle(c.id, msg.article_id, msg.id)]
+
+    def kb_listeners(self) -> list[int]:
+        """Connections of logged-in seats: where a knowledge-base update goes."""
+        return [sess.conn for sess in self.sessions.values() if sess.conn is not None]
 
     # -- results of slow work ------------------------------------------------------
     def login_unavailable(self, conn: int, ref: Any = None, *, now: float = 0.0,

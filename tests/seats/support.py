@@ -53,23 +53,21 @@ def accounts() -> StaticAccounts:
 
 def knowledge_base(path: Path) -> DbKnowledgeBase:
     """A real SQLite database with the records schema and three articles."""
-    from sqlalchemy import create_engine
-
-    from callcenter.records.models import Article, metadata
+    from callcenter.kb.store import KbStore
+    from callcenter.records.db import make_engine, migrate
 
     url = f"sqlite:///{path}"
-    eng = create_engine(url)
-    metadata.create_all(eng)
+    migrate(url)
+    eng = make_engine(url)
     now = datetime(2026, 1, 1)
-    with eng.begin() as conn:
-        conn.execute(Article.__table__.insert(), [
-            {"title": "Fever clinic opening hours", "body": "Fever clinics open 24 hours. Bring your ID card.",
-             "tags": "epidemic medical", "updated": now},
-            {"title": "Mask supply points", "body": "Free masks are handed out at community centres.",
-             "tags": "supplies", "updated": now},
-            {"title": "Unpaid wages", "body": "Report unpaid wages to the labour bureau; fever is no excuse.",
-             "tags": "labour", "updated": now},
-        ])
+    KbStore(eng).create_many([
+        {"title": "Fever clinic opening hours", "body": "Fever clinics open 24 hours. Bring your ID card.",
+         "tags": "epidemic medical", "org": "test"},
+        {"title": "Mask supply points", "body": "Free masks are handed out at community centres.",
+         "tags": "supplies", "org": "test"},
+        {"title": "Unpaid wages", "body": "Report unpaid wages to the labour bureau; fever is no excuse.",
+         "tags": "labour", "org": "test"},
+    ], "test", publish=True, trusted=True, now=now)
     eng.dispose()
     return DbKnowledgeBase(url)
 

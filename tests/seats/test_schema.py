@@ -26,6 +26,7 @@ SAMPLES = {
     "kb_search": {"query": "fever", "limit": 5},
     "heartbeat": {},
     "hangup": {"call_id": "c1"},
+    "kb_get": {"article_id": 7},
 }
 
 
@@ -50,6 +51,8 @@ def test_every_client_message_has_a_sample_and_round_trips():
     (b'{"v": 1, "type": "accept", "call_id": 7}', s.BadField),
     (b'{"v": 1, "type": "wrapup", "call_id": "c", "disposition": "d", "ticket": {"k": 1}}', s.BadField),
     (b'{"v": 1, "type": "ready", "id": true, "x": 1}', s.BadField),
+    (b'{"v": 1, "type": "kb_get", "article_id": 0}', s.BadField),
+    (b'{"v": 1, "type": "kb_get", "article_id": 1e300}', s.BadField),
 ])
 def test_distinct_errors(data, error):
     with pytest.raises(error) as info:
