@@ -29,7 +29,7 @@ def test_three_mistakes_are_all_reported_with_key_paths(tmp_path, capsys):
 
     out = capsys.readouterr().out
     assert out.splitlines()[0] == f"{bad}: 3 problem(s)"
-    assert 'pools[2].tier: expected an integer >= 0, got "x"' in out
+    assert 'pools[2].tier: expected an integer >= 0 and <= 9, got "x"' in out
     assert "queues[0].default_category: unknown category 'nobody'" in out
     assert "acd.listen.admin_prot: unknown key" in out
     assert len(out.splitlines()) == 4
