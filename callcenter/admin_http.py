@@ -69,16 +69,18 @@ class HealthResource(Resource):
 
     isLeaf = True
 
-    def __init__(self, status: Callable[[], str]):
+    def __init__(self, status: Callable[[], str], details: Callable[[], dict] | None = None):
         super().__init__()
         self._status = status
+        self._details = details  # extra fields, e.g. {"dev_mode": true, "warning": ...}
 
     def render_GET(self, request) -> bytes:
         status = self._status()
         request.setResponseCode(200 if status == "ok" else 503)
         request.setHeader(b"content-type", b"application/json")
         request.setHeader(b"cache-control", b"no-store")
-        return json.dumps({"status": status}).encode() + b"\n"
+        body = {"status": status, **(self._details() if self._details else {})}
+        return json.dumps(body).encode() + b"\n"
 
     render_HEAD = render_GET
 
@@ -95,10 +97,10 @@ class _Index(Resource):
         return ("callcenter admin HTTP\n" + "".join(f"  /{n}\n" for n in names)).encode()
 
 
-def make_http_root(status: Callable[[], str]) -> Resource:
+def make_http_root(status: Callable[[], str], details: Callable[[], dict] | None = None) -> Resource:
     from prometheus_client.twisted import MetricsResource
 
     root = _Index()
-    root.putChild(b"healthz", HealthResource(status))
+    root.putChild(b"healthz", HealthResource(status, details))
     root.putChild(b"metrics", MetricsResource())
     return root

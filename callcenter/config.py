@@ -83,6 +83,7 @@ class Acd(_Model):
     seat_demo_call_control: bool = False  # demos and load tests without Asterisk: a seat's accept answers
     callfile_dir: str | None = None  # Asterisk's outgoing spool, for callbacks; None: callbacks not placed
     seat_token_secret: Annotated[str, Field(min_length=16)] | None = None  # HMAC key of seat tokens, shared by the cluster; None: per process
+    dev_mode: bool = False  # a development machine: shipped secrets accepted, with a warning every minute
 
 
 class Category(_Model):
@@ -499,6 +500,36 @@ def parse_yaml(text: str, source: str = "config", error: type[ConfigError] = Con
 
 def load_config(path: str | os.PathLike[str], env: dict[str, str] | None = None) -> Config:
     return parse_config(read_yaml(path), str(path), env)
+
+
+# Secrets that ship with the project (deploy/*.yaml, the failover drill's config): everyone
+# knows them, so they are accepted only with ``acd.dev_mode: true``.  A test checks that every
+# secret in deploy/ is listed here.
+SHIPPED_SECRETS = frozenset({
+    "dev-agi-secret", "dev-caller-hash-key",  # deploy/callcenter.yaml
+    "drill-caller-hash-key", "drill-seat-token-secret",  # callcenter/state/cluster.py drill_config
+})
+SHIPPED_TOKEN_SHA256 = frozenset({
+    "1734d503f6aa6a047c36d113cbad769f719c93784b469b771c4c3e7c63adbefd",  # sha256("dev-admin-token")
+    "5df973adb92cd19269995012ed6ba53bb279c7b478faa1d3c11bb5d43a399aaa",  # sha256("drill-admin-token")
+})
+_SECRET_ENV = {"agi_secret": "CALLCENTER_AGI_SECRET", "caller_hash_key": "CALLCENTER_CALLER_HASH_KEY",
+               "seat_token_secret": "CALLCENTER_SEAT_TOKEN_SECRET"}
+
+
+def shipped_secret_issues(config: Config) -> list[ConfigIssue]:
+    """Every shipped secret ``config`` uses, as issues; errors unless ``acd.dev_mode`` (callers decide)."""
+    issues = []
+    for key, var in _SECRET_ENV.items():
+        if getattr(config.acd, key) in SHIPPED_SECRETS:
+            issues.append(ConfigIssue(f"acd.{key}", f"the shipped development secret: set your own (env {var}), "
+                                                    "or acd.dev_mode: true on a development machine"))
+    for i, token in enumerate(config.acd.admin_tokens):
+        if token.token_sha256 in SHIPPED_TOKEN_SHA256:
+            issues.append(ConfigIssue(f"acd.admin_tokens[{i}].token_sha256",
+                                      f"the shipped development token of {token.name!r}: make your own "
+                                      "(`callcenter admin token-hash`), or acd.dev_mode: true on a development machine"))
+    return issues
 
 
 def summary(config: Config) -> str:

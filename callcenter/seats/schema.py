@@ -24,6 +24,8 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
+from callcenter.bounds import LINE_PATTERN, TEXT_PATTERN
+
 __all__ = [
     "PROTOCOL_VERSION",
     "MAX_MESSAGE_BYTES",
@@ -49,8 +51,9 @@ MAX_MESSAGE_BYTES = 16 * 1024
 AgentId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")]
 CallId = Annotated[str, Field(min_length=1, max_length=128)]
 Ref = Annotated[str, Field(max_length=64)] | Annotated[int, Field(ge=0, lt=2**53)]
-Short = Annotated[StrictStr, Field(max_length=200)]
-Text = Annotated[StrictStr, Field(max_length=4000)]
+# Free text without control characters (callcenter/bounds.py): a NUL in a reason reached queue_log.
+Short = Annotated[StrictStr, Field(max_length=200, pattern=LINE_PATTERN)]
+Text = Annotated[StrictStr, Field(max_length=4000, pattern=TEXT_PATTERN)]
 
 
 # -- error codes (the ``code`` of an ``error`` message) -----------------------
