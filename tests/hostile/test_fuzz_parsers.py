@@ -13,9 +13,10 @@ from api_support import ADMIN
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from callcenter import config as config_module
 from callcenter.agi.protocol import AgiReader, ProtocolError
 from callcenter.api import handlers
-from callcenter.config import ConfigError, parse_config, parse_yaml
+from callcenter.config import ConfigError, parse_config
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                          HealthCheck.function_scoped_fixture])
@@ -88,7 +89,7 @@ _yaml_docs = st.one_of(
 @given(_yaml_docs)
 def test_config_loader_raises_only_config_error(text):
     try:
-        parse_config(parse_yaml(text), env={})
+        parse_config(config_module.parse_yaml(text), env={})
     except ConfigError:
         pass
 
