@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from callcenter.bounds import DAY_S, MAX_COUNT, bounded
+from callcenter.orders.rules import OrdersConfig
 
 __all__ = [
     "Config",
@@ -63,7 +64,7 @@ class Tls(_Model):
 
 class AdminToken(_Model):
     name: Name
-    role: Annotated[str, Field(pattern=r"^(admin|supervisor|viewer|lender:[A-Za-z0-9_.:-]+)$")]
+    role: Annotated[str, Field(pattern=r"^(admin|supervisor|viewer|lender:[A-Za-z0-9_.:-]+|unit:[^\s/]{1,140})$")]
     token_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
@@ -146,6 +147,7 @@ class Config(_Model):
     categories: Annotated[list[Category], Field(min_length=1)]
     pools: Annotated[list[Pool], Field(min_length=1)]
     queues: Annotated[list[Queue], Field(min_length=1)]
+    orders: OrdersConfig = OrdersConfig()  # work orders: dispatch, deadlines, supervision (docs/orders.md)
 
     def pool(self, name: str) -> Pool:
         return next(p for p in self.pools if p.name == name)
@@ -248,7 +250,7 @@ def _field_info(model: type[BaseModel], loc: tuple[Any, ...]):
 
 # What a pattern-checked field wants, in words (the default: a Name).
 _PATTERN_WORDS = {
-    "role": "admin, supervisor, viewer or lender:NAME",
+    "role": "admin, supervisor, viewer, lender:NAME or unit:ID",
     "token_sha256": "64 lowercase hex digits, the sha256 of the token (`callcenter admin token-hash` prints it)",
     "announcement": "a sound file name of 1-120 letters, digits and _ . / -",
 }

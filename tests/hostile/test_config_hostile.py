@@ -147,7 +147,7 @@ def test_a_few_shared_anchors_still_work(tmp_path):
 
 
 @pytest.mark.parametrize(("field", "value", "words"), [
-    ("role", "root", "expected admin, supervisor, viewer or lender:NAME"),
+    ("role", "root", "expected admin, supervisor, viewer, lender:NAME or unit:ID"),
     ("token_sha256", "notahash", "expected 64 lowercase hex digits"),
 ])
 def test_admin_token_mistakes_say_what_is_expected(tmp_path, field, value, words):
