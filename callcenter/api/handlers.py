@@ -278,7 +278,10 @@ def _number_field(data: dict[str, Any], key: str) -> float | None:
                          field=key) from None
 
 
-def _str_field(data: dict[str, Any], key: str, max_chars: int, *, nullable: bool, required: bool) -> str | None:
+def _str_field(data: dict[str, Any], key: str, max_chars: int, *, nullable: bool, required: bool,
+               one_line: bool = False) -> str | None:
+    """A string field of at most ``max_chars``; ``one_line``: no control character at all
+    (callcenter/bounds.py LINE_PATTERN, as openapi.json declares for such fields)."""
     if key not in data:
         if required:
             raise BadRequest(f"{key!r} is required" + (" (null for none)" if nullable else ""), field=key)
@@ -288,10 +291,14 @@ def _str_field(data: dict[str, Any], key: str, max_chars: int, *, nullable: bool
         return None
     if not isinstance(v, str):
         raise BadRequest(f"{key!r} must be a string{' or null' if nullable else ''}, got {_json_type(v)}", field=key)
-    try:
-        return check_text(v, what=repr(key), max_chars=max_chars)
-    except BadText as exc:
-        raise BadRequest(str(exc), field=key) from None
+    if len(v) > max_chars:
+        raise BadRequest(f"{key!r} is longer than {max_chars} characters", field=key)
+    if one_line:
+        try:
+            check_text(v, what=repr(key), max_chars=max_chars)
+        except BadText as exc:
+            raise BadRequest(str(exc), field=key) from None
+    return v
 
 
 # ---------------------------------------------------------------------------
@@ -337,7 +344,7 @@ def put_emergency(ctx: ApiContext, req: ApiRequest, params: dict[str, str]) -> A
         return error(404, "not_found", f"no queue {name!r}; known: {sorted(q.name for q in config.queues)}")
     data = parse_body(req.body, required=True)
     only_keys(data, {"plan"})
-    plan = _str_field(data, "plan", 64, nullable=True, required=True)
+    plan = _str_field(data, "plan", 64, nullable=True, required=True, one_line=True)
     if plan is not None and plan not in queue.emergency_plans:
         known = sorted(queue.emergency_plans)
         raise BadRequest(
@@ -400,7 +407,7 @@ def post_logout(ctx: ApiContext, req: ApiRequest, params: dict[str, str]) -> Api
     agent_id = params["agent_id"]
     data = parse_body(req.body, required=False)
     only_keys(data, {"reason"})
-    reason = _str_field(data, "reason", MAX_REASON_CHARS, nullable=True, required=False) or ""
+    reason = _str_field(data, "reason", MAX_REASON_CHARS, nullable=True, required=False, one_line=True) or ""
     before = ctx.engine.agent_info(agent_id)
     if before is None:
         return error(404, "not_found", f"no agent {agent_id!r}")
