@@ -48,7 +48,7 @@ from collections import OrderedDict, deque
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, insert, update
+from sqlalchemy import Engine, bindparam, insert, select, update
 from sqlalchemy import exc as sa_exc
 from twisted.logger import Logger
 
@@ -61,7 +61,7 @@ TABLES = {t.name: t for t in models.metadata.sorted_tables}
 # Parents before children (cdr before cdr_offers).
 TABLE_ORDER = [t.name for t in models.metadata.sorted_tables]
 
-_EVENT, _REGISTERED, _AUDIT, _OPEN_INTERVALS, _WRAPUP, _ORDER = range(6)
+_EVENT, _REGISTERED, _AUDIT, _OPEN_INTERVALS, _WRAPUP, _ORDER, _RESTORED = range(7)
 
 # Caller hashes kept for caller_hash_of(): live calls, plus headroom.  Far above the
 # calls one ACD has open at once; the oldest entry goes first when it is full.
@@ -70,6 +70,25 @@ MAX_CALLER_HASHES = 50_000
 # Statements built once: SQLAlchemy's compiled cache then makes each batch an executemany.
 _INSERTS = {name: insert(table) for name, table in TABLES.items()}
 _UPDATES: dict[tuple[str, ...], Any] = {}
+
+
+_KEEP_FIRST: dict[str, Any] = {}
+
+
+def _insert_keep_first(dialect: str):
+    """INSERT INTO cdr that keeps the row already there for the same call_id (a call ends once:
+    a second end never replaces, nor fails the batch of, the first)."""
+    stmt = _KEEP_FIRST.get(dialect)
+    if stmt is None:
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        elif dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        else:
+            return _INSERTS["cdr"]
+        stmt = _KEEP_FIRST[dialect] = dialect_insert(TABLES["cdr"]).on_conflict_do_nothing(
+            index_elements=["call_id"])
+    return stmt
 
 
 def _update_cdr(cols: tuple[str, ...]):
@@ -212,15 +231,20 @@ class RecordsWriter:
 
     __call__ = event_emitted
 
-    def call_registered(self, call_id: str, caller_hash: str) -> None:
-        """Call control's hand-over of the caller's number hash (the engine never sees the number)."""
-        call_id, caller_hash = str(call_id), str(caller_hash)
+    def call_registered(self, call_id: str, caller_hash: str, caller_masked: str = "") -> None:
+        """Call control's hand-over of the caller's number hash (the engine never sees the number),
+        and of the masked number (for a call resumed here, whose CallQueued this process never saw)."""
+        call_id, caller_hash, caller_masked = str(call_id), str(caller_hash), str(caller_masked or "")[:32]
         with self._hashes_lock:
             self._caller_hashes[call_id] = caller_hash
             self._caller_hashes.move_to_end(call_id)
             while len(self._caller_hashes) > self.max_caller_hashes:
                 self._caller_hashes.popitem(last=False)
-        self._put(_Item(_REGISTERED, (call_id, caller_hash)))
+        self._put(_Item(_REGISTERED, (call_id, caller_hash, caller_masked)))
+
+    def calls_restored(self, snapshot: dict, tiers: dict[str, int]) -> None:
+        """This ACD took over with ``snapshot`` (Engine.snapshot()): its calls' CDR facts (cdr.py)."""
+        self._put(_Item(_RESTORED, (snapshot, dict(tiers))))
 
     def caller_hash_of(self, call_id: str) -> str | None:
         """The caller hash registered for a call still going (None: unknown or its CDR is written).
@@ -329,6 +353,7 @@ class RecordsWriter:
     def _loop(self) -> None:
         if self._engine is None:
             self._engine = make_engine(self.url)
+        self._load_closed()
         deadline = None
         delay = self.retry_initial_s
         down_since = None
@@ -391,6 +416,22 @@ class RecordsWriter:
         self._notify_idle()
         self.buffered_gauge.set(self.buffered)
 
+    def _load_closed(self) -> None:
+        """Before the first event: the newest CDRs' call ids, so that no call already recorded
+        (before a crash or restart) gets a second CDR or terminal queue_log line.  If the
+        database is down now, the UNIQUE cdr.call_id still keeps the first CDR (_write_db)."""
+        try:
+            if self.migrate_first and not self.migrated:
+                migrate(self.url, engine=self._engine)
+                self.migrated = True
+            cdr = TABLES["cdr"]
+            with self._engine.connect() as conn:
+                rows = conn.execute(select(cdr.c.call_id).order_by(cdr.c.ended_at.desc())
+                                    .limit(self.builder.MAX_REMEMBERED)).scalars().all()
+            self.builder.already_closed(reversed(rows))
+        except Exception as exc:  # noqa: BLE001 -- the write loop reports the outage
+            self.log.warn("records: could not read the recent CDRs at start ({err})", err=_short(exc))
+
     def _notify_idle(self) -> None:
         with self._idle:
             self._idle.notify_all()
@@ -411,6 +452,8 @@ class RecordsWriter:
                 elif item.kind == _ORDER:
                     row, events = item.payload
                     item.ops = [(UPSERT, "work_orders", row), *((INSERT, "work_order_events", e) for e in events)]
+                elif item.kind == _RESTORED:
+                    item.ops = b.calls_restored(*item.payload)
                 else:
                     item.ops = b.open_intervals()
             except Exception as exc:  # our bug: keep the event for an operator, carry on
@@ -500,7 +543,8 @@ class RecordsWriter:
                     n += 1
                 for name in TABLE_ORDER:
                     if rows.get(name):
-                        conn.execute(_INSERTS[name], rows[name])
+                        stmt = _insert_keep_first(conn.dialect.name) if name == "cdr" else _INSERTS[name]
+                        conn.execute(stmt, rows[name])
                         n += len(rows[name])
                 # one executemany per set of updated columns, in order of first appearance
                 grouped: dict[tuple[str, ...], list[dict]] = {}
