@@ -230,7 +230,7 @@ class Offer(Message):
     queue: str
     category: str
     priority: int
-    caller: str  # masked, e.g. 138****5678
+    caller: str  # masked, e.g. 138********
     waited_s: float
     choices: list[str] = []
     contacts: list[dict[str, Any]] | None = None  # last 7 days; None: records unavailable
