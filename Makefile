@@ -21,11 +21,12 @@ run: $(STAMP)
 	@echo "  a person (TUI): $(VENV)/bin/seat-agent tui --agent demo-own-1   (password demo-pass)"
 	$(VENV)/bin/callcenter serve --config $(CONFIG)
 
-# The tests use real servers: PostgreSQL binaries and Debian's promtool are installed
+# The tests use real servers: PostgreSQL binaries, Debian's promtool and the CJK fonts + poppler are installed
 # here when missing (each script does nothing when they are present).
 test: $(STAMP)
 	bash tests/support/ensure_postgres.sh
 	bash tests/support/ensure_promtool.sh
+	sh tests/support/ensure_fonts.sh
 	$(VENV)/bin/pytest -q
 
 lint: $(STAMP)

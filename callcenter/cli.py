@@ -23,6 +23,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "callcenter.sim.cli",  # simulate, plan
     "callcenter.records.cli",  # migrate, agents, cdr
     "callcenter.api.cli",  # admin
+    "callcenter.reports.cli",  # report
 )
 
 DEFAULT_CONFIG = os.environ.get("CALLCENTER_CONFIG", "deploy/callcenter.yaml")
