@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from callcenter.kb.text import segment  # noqa: E402
+
 from callcenter.records.db import make_engine, migrate  # noqa: E402
 from callcenter.reports.build import build_report, period  # noqa: E402
 from callcenter.reports.render import write_report  # noqa: E402

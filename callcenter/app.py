@@ -53,6 +53,7 @@ SUBSYSTEM_MODULES: tuple[str, ...] = (
     "callcenter.fastagi.service",
     "callcenter.seats.service",
     "callcenter.api.service",
+    "callcenter.reports.service",
 )
 
 STOP_BUDGET_S = 3.0  # all subsystems together
