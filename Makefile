@@ -21,14 +21,15 @@ run: $(STAMP)
 	@echo "  a person (TUI): $(VENV)/bin/seat-agent tui --agent demo-own-1   (password demo-pass)"
 	$(VENV)/bin/callcenter serve --config $(CONFIG)
 
-# The tests use real servers: PostgreSQL binaries and Debian's promtool are installed
-# here when missing (each script does nothing when they are present); Asterisk 22 is
-# built once into a cache outside the clone (tests/support/ensure_asterisk.sh, ~6-10 min
-# the first time, then nothing; tests/e2e skip with its reason where it cannot be had).
+# The tests use real servers: PostgreSQL binaries, Debian's promtool, Chromium, the CJK fonts
+# and poppler are installed here when missing (each script does nothing when they are present);
+# Asterisk 22 is built once into a cache outside the clone (tests/support/ensure_asterisk.sh,
+# ~6-10 min the first time, then nothing; tests/e2e skip with its reason where it cannot be had).
 test: $(STAMP)
 	bash tests/support/ensure_postgres.sh
 	bash tests/support/ensure_promtool.sh
 	bash tests/support/ensure_chromium.sh
+	sh tests/support/ensure_fonts.sh
 	bash tests/support/ensure_asterisk.sh >/dev/null
 	$(VENV)/bin/pytest -q
 

@@ -55,6 +55,7 @@ SUBSYSTEM_MODULES: tuple[str, ...] = (
     "callcenter.seats.service",
     "callcenter.api.service",
     "callcenter.kb.service",  # the public knowledge base at /kb
+    "callcenter.reports.service",
 )
 
 STOP_BUDGET_S = 3.0  # all subsystems together

@@ -24,6 +24,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "callcenter.records.cli",  # migrate, agents, cdr
     "callcenter.api.cli",  # admin
     "callcenter.kb.cli",  # kb
+    "callcenter.reports.cli",  # report
 )
 
 DEFAULT_CONFIG = os.environ.get("CALLCENTER_CONFIG", "deploy/callcenter.yaml")

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import annotated_types
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from callcenter.bounds import DAY_S, MAX_COUNT, bounded
 from callcenter.orders.rules import OrdersConfig
@@ -94,6 +95,29 @@ class Acd(_Model):
     dev_mode: bool = False  # a development machine: shipped secrets accepted, with a warning every minute
 
 
+class Reports(_Model):
+    """Reports (专报) the ACD has built on a schedule, in a child process (docs/reports.md)."""
+
+    enabled: bool = False
+    daily_at: Annotated[list[time], Field(max_length=24)] = [time(12, 0), time(0, 0)]  # 00:00: the day before
+    hourly: bool = True  # each full hour: the hour before, and the urgent digest
+    zone: str = "Asia/Shanghai"
+    out_dir: str | None = None  # None: <state_dir>/reports
+    keep_days: Annotated[int, Field(ge=1, le=3650)] = 90
+    webhook_url: Annotated[str, Field(pattern=r"^https?://[^\s]{1,500}$")] | None = None  # the hourly digest
+    min_count: Annotated[int, Field(ge=1, le=10_000)] = 5
+
+    @model_validator(mode="after")
+    def _zone_known(self):
+        from zoneinfo import ZoneInfo
+
+        try:
+            ZoneInfo(self.zone)
+        except Exception:  # ZoneInfoNotFoundError, ValueError
+            raise ValueError(f"zone: unknown time zone {self.zone!r}") from None
+        return self
+
+
 class Category(_Model):
     name: Name
     priority: Priority = 0
@@ -155,6 +179,7 @@ class Config(_Model):
     pools: Annotated[list[Pool], Field(min_length=1)]
     queues: Annotated[list[Queue], Field(min_length=1)]
     orders: OrdersConfig = OrdersConfig()  # work orders: dispatch, deadlines, supervision (docs/orders.md)
+    reports: Reports = Reports()  # scheduled reports and the hourly digest (docs/reports.md)
 
     def pool(self, name: str) -> Pool:
         return next(p for p in self.pools if p.name == name)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["segment", "index_text", "Query", "parse_query", "fts5_match", "pg_tsquery", "snippet", "plain_text"]
+__all__ = ["segment", "words", "index_text", "Query", "parse_query", "fts5_match", "pg_tsquery", "snippet", "plain_text"]
 
 DATA = Path(__file__).with_name("data")
 MAX_QUERY_CHARS = 200
@@ -86,6 +86,13 @@ def segment(text: str) -> list[str]:
     """The words of ``text`` in search mode (long words and the words inside them), lower-cased."""
     text = unicodedata.normalize("NFKC", text or "")
     return [t.lower() for t in _tokenizer().cut_for_search(text) if _is_word(t)]
+
+
+def words(text: str) -> list[str]:
+    """The words of ``text`` in jieba's precise mode, lower-cased: each word once, not the words
+    inside it (hot topics count words; search mode would count 方舱医院 and 方舱 and 医院)."""
+    text = unicodedata.normalize("NFKC", text or "")
+    return [t.lower() for t in _tokenizer().cut(text) if _is_word(t)]
 
 
 def index_text(text: str) -> str:
