@@ -1,7 +1,7 @@
 """Asterisk 22's side of AGI and FastAGI, for tests and benchmarks (like treq.testing).
 
 Asterisk cannot be installed here, so this plays it exactly as the recorded
-transcripts show (shared/reference/asterisk22-agi, README summary table):
+transcripts show (tests/agi/transcripts, README summary table):
 
 * the ``agi_*`` environment block in Asterisk's order, FastAGI with
   ``agi_network``/``agi_network_script`` first (08a);
