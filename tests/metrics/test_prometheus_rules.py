@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from fractions import Fraction
 from pathlib import Path
@@ -148,7 +149,7 @@ def test_summed_rates_in_unit_tests_are_exact_in_binary():
                     for e in evals:
                         assert _duration_s(e) % interval == 0, f"{where}: eval_time {e} not on a sample"
                     for values in members:
-                        steps = {b - a for a, b in zip(values, values[1:]) if a is not None and b is not None}
+                        steps = {b - a for a, b in itertools.pairwise(values) if a is not None and b is not None}
                         per = {st / interval if fn == "rate" else st for st in steps}
                         assert all(_dyadic(x) for x in per), f"{where}: per-series {fn} {sorted(per)} not dyadic"
                         checked += 1
