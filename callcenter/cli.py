@@ -23,6 +23,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "callcenter.sim.cli",  # simulate, plan
     "callcenter.records.cli",  # migrate, agents, cdr
     "callcenter.api.cli",  # admin
+    "callcenter.testing.calls_cli",  # call: test calls over FastAGI, no Asterisk needed
 )
 
 DEFAULT_CONFIG = os.environ.get("CALLCENTER_CONFIG", "deploy/callcenter.yaml")

@@ -114,9 +114,10 @@ class FakeChannel:
 
     def __init__(self, clock, *, agents: dict | None = None, speed: float = 0.05, agisighup: bool = True,
                  exit_on_hangup: bool = False, variables: dict | None = None, file_seconds: dict | None = None,
-                 answered_hook=None):
+                 answered_hook=None, default_agent: Agent | None = None):
         self.clock = clock
         self.agents = agents or {}
+        self.default_agent = default_agent  # an endpoint not in ``agents``; None: CHANUNAVAIL (like 2999)
         self.speed = speed
         self.agisighup = agisighup
         self.exit_on_hangup = exit_on_hangup
@@ -357,7 +358,7 @@ class FakeChannel:
         if self.dead:
             self._reply("200 result=-1\n")
             return
-        agent = self.agents.get(endpoint)
+        agent = self.agents.get(endpoint, self.default_agent)
         if agent is None:
             self.vars["DIALSTATUS"] = "CHANUNAVAIL"
             self._dial_vars_empty(False)
