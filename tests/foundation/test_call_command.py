@@ -103,3 +103,17 @@ def test_calls_placed_over_fastagi_reach_robot_agents(tmp_path):
             _stop(robots)
         _stop(serve)
         log.close()
+
+
+def test_the_plan_and_the_lines_are_deterministic():
+    from callcenter.testing.calls_cli import Outcome, describe, plan_calls, summary_line
+
+    plan = plan_calls(3, 2.0, seed=7)
+    assert [c.at_s for c in plan] == [0.0, 0.5, 1.0] and plan == plan_calls(3, 2.0, seed=7)
+    assert all(re.fullmatch(r"1[3-9]\d{9}", c.caller) for c in plan)
+    answered = Outcome("answered", agent="demo-own-1", waited_s=2.04)
+    assert describe(plan[0], 3, answered) == f"call 1/3 {plan[0].caller[:3]}****{plan[0].caller[-4:]}  " \
+                                             "answered by demo-own-1 after 2.0 s"
+    assert "no agent answered" in describe(plan[1], 3, Outcome("gave-up", waited_s=30.0))
+    assert summary_line("h:1", [answered, Outcome("gave-up", waited_s=30.0), answered]) == \
+        "3 call(s) to agi://h:1/hotline: answered 2, gave-up 1; mean wait to answer 2.0 s"
