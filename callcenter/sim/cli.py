@@ -1,7 +1,8 @@
 """``callcenter simulate`` and ``callcenter plan`` (registered by callcenter/cli.py).
 
     callcenter simulate --config CFG --scenario SCN [--seed N] [--out DIR] [--compare-no-overflow]
-    callcenter plan --config CFG --scenario SCN [--connected 0.95 --within 0.8 --within-s 15] [--verify]
+    callcenter plan --config CFG --scenario SCN [--connected 0.95 --within 0.8 --within-s 15]
+                    [--verify [--seeds 3] [--warmup-h 1]]
     callcenter plan --calls-per-hour 900,1200,... --aht 255 --patience 90 [--own 150,150,...]
 
 docs/simulator.md explains the inputs and outputs.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from contextlib import contextmanager
@@ -45,7 +47,12 @@ def register(subparsers) -> None:
                       help="target share answered within --within-s (default: %(default)s)")
     plan.add_argument("--within-s", type=float, default=15.0, help="seconds (default: %(default)s)")
     plan.add_argument("--verify", action="store_true", help="check the plan by simulation (needs --scenario)")
-    plan.add_argument("--seed", type=int, default=1)
+    plan.add_argument("--seed", type=int, default=1, help="first seed of --verify (default: %(default)s)")
+    plan.add_argument("--seeds", type=int, default=3,
+                      help="--verify: simulations with seeds --seed, --seed+1, ... (default: %(default)s)")
+    plan.add_argument("--warmup-h", type=float, default=1.0,
+                      help="--verify: hours at the window's start not judged, the system starting empty "
+                           "(default: %(default)s)")
     plan.add_argument("--json", help="also write the plan as JSON to this file")
     plan.set_defaults(func=_plan)
 
@@ -107,6 +114,11 @@ def _simulate(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         _print_issues(exc)
         return 1
+    out = Path(args.out)
+    problem = _unwritable(out)
+    if problem:  # say so now, not after a run of minutes
+        print(f"callcenter simulate: --out {args.out}: {problem}", file=sys.stderr)
+        return 2
     start, end = scenario.start_hour * 3600, scenario.end_hour * 3600
     show = not args.no_progress
     with _progress("with overflow", start, end, show) as cb:
@@ -117,7 +129,6 @@ def _simulate(args: argparse.Namespace) -> int:
             comparison = simulate(without_overflow(config), scenario, args.seed, progress=cb)
         comparison.overflow = False
     doc = summarize(result, comparison)
-    out = Path(args.out)
     path = write_summary(doc, out)
     print_report(doc)
     if not args.no_plots:
@@ -127,6 +138,19 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _unwritable(out: Path) -> str | None:
+    """Why summary.json and the plots could not be written under ``out`` (None: they can)."""
+    if out.exists() and not out.is_dir():
+        return "exists and is not a directory"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot create it ({exc.strerror or exc})"
+    if not os.access(out, os.W_OK | os.X_OK):
+        return "is not writable"
+    return None
+
+
 def _floats(text: str, what: str) -> list[float]:
     try:
         vals = [float(x) for x in text.replace(" ", "").split(",") if x]
@@ -134,6 +158,10 @@ def _floats(text: str, what: str) -> list[float]:
         raise SystemExit(f"callcenter plan: {what}: expected comma-separated numbers") from None
     if len(vals) != 24:
         raise SystemExit(f"callcenter plan: {what}: expected 24 values (one per hour), got {len(vals)}")
+    bad = [v for v in vals if not (math.isfinite(v) and 0 <= v <= 1e7)]
+    if bad:
+        raise SystemExit(f"callcenter plan: {what}: every value must be a finite number from 0 to 10,000,000 "
+                         f"(got {bad[0]:g})")
     return vals
 
 
@@ -170,9 +198,12 @@ def _plan(args: argparse.Namespace) -> int:
     if args.own:
         forecast.own = [int(x) for x in _floats(args.own, "--own")]
     for name, v in (("--aht", forecast.aht_s), ("--patience", forecast.patience_s)):
-        if not v > 0:
-            print(f"callcenter plan: {name} must be > 0", file=sys.stderr)
+        if not (math.isfinite(v) and v > 0):
+            print(f"callcenter plan: {name} must be a finite number > 0", file=sys.stderr)
             return 2
+    if not (math.isfinite(args.within_s) and 0 < args.within_s <= 3600):
+        print("callcenter plan: --within-s must be in (0, 3600]", file=sys.stderr)
+        return 2
     for name, v in (("--connected", args.connected), ("--within", args.within)):
         if not 0 <= v < 1:
             print(f"callcenter plan: {name} must be in [0, 1)", file=sys.stderr)
@@ -201,19 +232,36 @@ def _plan(args: argparse.Namespace) -> int:
         if scenario is None:
             print("callcenter plan: --verify needs --scenario (callers' behaviour and the pools)", file=sys.stderr)
             return 2
-        check = verify_plan(scenario, config, plan, target, seed=args.seed)
-        v = Table(title="Verification by simulation on the real engine (planned staffing)")
+        if not 1 <= args.seeds <= 50:
+            print("callcenter plan: --seeds must be from 1 to 50", file=sys.stderr)
+            return 2
+        window_h = scenario.end_hour - scenario.start_hour
+        warmup = args.warmup_h
+        if not (math.isfinite(warmup) and warmup >= 0):
+            print("callcenter plan: --warmup-h must be a finite number >= 0", file=sys.stderr)
+            return 2
+        if warmup >= window_h:
+            console.print(f"[yellow]the window ({window_h:g} h) is not longer than the warm-up ({warmup:g} h): "
+                          "judging every hour[/yellow]")
+            warmup = 0.0
+        check = verify_plan(scenario, config, plan, target, seed=args.seed, seeds=args.seeds, warmup_h=warmup)
+        v = Table(title=(f"Verification by simulation on the real engine (planned staffing, {args.seeds} seed(s), "
+                         "mean ± 95% CI; NO only when the whole interval misses the target, ~ when it cannot tell)"))
         for col in ("hour", "offered", "connected", f"within {target.within_s:g}s", "ASA s", "meets target"):
             v.add_column(col, justify="right")
+
+        def pm(m, half):
+            return "-" if m is None else f"{100 * m:.1f}%" + (f" ± {100 * half:.1f}" if half else "")
+
         for row in check["hours"]:
-            ok = (row["connected"] or 0) >= target.connected and (row["within"] or 0) >= target.within
-            v.add_row(f"{row['hour']:02d}", str(row["offered"]), f"{100 * (row['connected'] or 0):.1f}%",
-                      f"{100 * (row['within'] or 0):.1f}%", "-" if row["asa_s"] is None else f"{row['asa_s']:.1f}",
-                      "yes" if ok else "NO", style=None if ok else "red")
+            meets = row["meets"]
+            v.add_row(f"{row['hour']:02d}", f"{row['offered']:g}", pm(row["connected"], row["connected_ci"]),
+                      pm(row["within"], row["within_ci"]), "-" if row["asa_s"] is None else f"{row['asa_s']:.1f}",
+                      meets, style="red" if meets == "NO" else "dim" if meets == "warm-up" else None)
         tot = check["totals"]
         console.print(v)
-        console.print(f"day: connected {100 * (tot['connected'] or 0):.1f}%, within {target.within_s:g} s "
-                      f"{100 * (tot['within'] or 0):.1f}%")
+        console.print(f"day (after the warm-up): connected {pm(tot['connected'], tot['connected_ci'])}, "
+                      f"within {target.within_s:g} s {pm(tot['within'], tot['within_ci'])}")
         out["verify"] = {"hours": check["hours"], "totals": tot}
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")

@@ -176,36 +176,105 @@ def staffed_scenario(scenario: Scenario, config: Config, plan: list[HourPlan]) -
     return Scenario.model_validate(raw)
 
 
+# two-sided 95% Student t quantiles by degrees of freedom (seeds - 1); 1.96 beyond the table
+_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+        11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 19: 2.093, 24: 2.064, 29: 2.045}
+
+
+def _t95(df: int) -> float:
+    if df >= 30:
+        return 1.96
+    return _T95[max(k for k in _T95 if k <= df)]
+
+
+def mean_ci(values: list[float]) -> tuple[float, float]:
+    """Mean and the half-width of its 95% confidence interval across independent seeds
+    (0 for a single seed: no interval, the point value is all there is)."""
+    n = len(values)
+    m = math.fsum(values) / n
+    if n < 2:
+        return m, 0.0
+    var = math.fsum((v - m) ** 2 for v in values) / (n - 1)
+    return m, _t95(n - 1) * math.sqrt(var / n)
+
+
+def verdict(mean: float, half: float, goal: float) -> str:
+    """``yes`` when the whole interval meets the goal, ``NO`` only when the whole interval misses
+    it, ``~`` when the goal lies inside the interval (the seeds cannot tell)."""
+    if mean - half >= goal:
+        return "yes"
+    if mean + half < goal:
+        return "NO"
+    return "~"
+
+
 def verify_plan(scenario: Scenario, config: Config, plan: list[HourPlan], target: Target, seed: int = 1,
-                progress=None) -> dict[str, Any]:
-    """Simulate the planned staffing; per hour the simulated figures next to the plan's."""
+                seeds: int = 1, warmup_h: float = 0.0, progress=None) -> dict[str, Any]:
+    """Simulate the planned staffing with ``seeds`` seeds (``seed``, ``seed + 1``, ...); per hour the
+    mean connection and answered-within rates with 95% confidence intervals across seeds, and a
+    verdict per hour.  Callers who arrive in the first ``warmup_h`` hours of the window (the system
+    starts empty, which flatters them) are reported but neither judged nor counted in the totals."""
     from .report import summarize
     from .simulator import simulate
 
     staffed = staffed_scenario(scenario, config, plan)
-    result = simulate(config, staffed, seed, progress=progress)
-    offered = [0] * HOURS
-    answered = [0] * HOURS
-    within = [0] * HOURS
-    wait = [0.0] * HOURS
-    for r in result.calls:
-        if r.origin is not None:
-            continue
-        h = min(int(r.arrived // 3600), HOURS - 1)
-        offered[h] += 1
-        if r.outcome == "answered":
-            answered[h] += 1
-            wait[h] += r.wait_s
-            if r.wait_s <= target.within_s:
-                within[h] += 1
+    warm_end = scenario.start_hour * 3600 + warmup_h * 3600
+    per_seed: list[dict[int, tuple[int, int, int, float]]] = []
+    totals_seed: list[tuple[int, int, int]] = []
+    summary = None
+    for k in range(seeds):
+        result = simulate(config, staffed, seed + k, progress=progress)
+        if summary is None:
+            summary = summarize(result)
+        offered = [0] * HOURS
+        answered = [0] * HOURS
+        within = [0] * HOURS
+        wait = [0.0] * HOURS
+        tot = [0, 0, 0]
+        for r in result.calls:
+            if r.origin is not None:
+                continue
+            h = min(int(r.arrived // 3600), HOURS - 1)
+            judged = r.arrived >= warm_end
+            offered[h] += 1
+            tot[0] += judged
+            if r.outcome == "answered":
+                answered[h] += 1
+                wait[h] += r.wait_s
+                tot[1] += judged
+                if r.wait_s <= target.within_s:
+                    within[h] += 1
+                    tot[2] += judged
+        per_seed.append({h: (offered[h], answered[h], within[h], wait[h]) for h in range(HOURS) if offered[h]})
+        totals_seed.append((tot[0], tot[1], tot[2]))
     rows = []
-    for h in range(HOURS):
-        if offered[h]:
-            rows.append({"hour": h, "offered": offered[h], "connected": answered[h] / offered[h],
-                         "within": within[h] / offered[h], "asa_s": wait[h] / answered[h] if answered[h] else None})
-    n = sum(offered)
-    totals = {"offered": n, "connected": sum(answered) / n if n else None, "within": sum(within) / n if n else None}
-    return {"hours": rows, "totals": totals, "summary": summarize(result)}
+    for h in sorted(set().union(*per_seed)):
+        runs = [d[h] for d in per_seed if h in d]
+        conn, conn_ci = mean_ci([a / o for o, a, _, _ in runs])
+        win, win_ci = mean_ci([w / o for o, _, w, _ in runs])
+        n_ans = sum(a for _, a, _, _ in runs)
+        warm = (h + 1) * 3600 <= warm_end + 1e-9
+        row = {"hour": h, "offered": round(math.fsum(o for o, _, _, _ in runs) / len(runs), 1),
+               "connected": conn, "connected_ci": conn_ci, "within": win, "within_ci": win_ci,
+               "asa_s": math.fsum(w for _, _, _, w in runs) / n_ans if n_ans else None,
+               "warmup": warm, "seeds": len(runs)}
+        if warm:
+            row["meets"] = "warm-up"
+        else:
+            verdicts = {verdict(conn, conn_ci, target.connected), verdict(win, win_ci, target.within)}
+            row["meets"] = "NO" if "NO" in verdicts else "~" if "~" in verdicts else "yes"
+        rows.append(row)
+    judged = [t for t in totals_seed if t[0]]
+    if judged:
+        conn, conn_ci = mean_ci([a / o for o, a, _ in judged])
+        win, win_ci = mean_ci([w / o for o, _, w in judged])
+        totals = {"offered": round(math.fsum(t[0] for t in judged) / len(judged), 1), "connected": conn,
+                  "connected_ci": conn_ci, "within": win, "within_ci": win_ci}
+    else:
+        totals = {"offered": 0, "connected": None, "connected_ci": None, "within": None, "within_ci": None}
+    totals["seeds"] = seeds
+    totals["warmup_h"] = warmup_h
+    return {"hours": rows, "totals": totals, "summary": summary}
 
 
 def erlang_c_check(n: int, calls_per_hour: float, aht_s: float, within_s: float) -> dict[str, float]:

@@ -130,6 +130,7 @@ def summarize(result: SimResult, comparison: SimResult | None = None) -> dict[st
     by_queue: dict[str, _Tally] = {q: _Tally() for q in sc.queues}
     by_queue_hour: dict[str, dict[int, _Tally]] = {q: {h: _Tally() for h in hours} for q in sc.queues}
     talk_by_pool: dict[str, float] = defaultdict(float)
+    talks_by_pool: dict[str, int] = defaultdict(int)  # the calls talk_by_pool sums over, callbacks included
     for r in result.calls:
         h = _hour(r.arrived)
         total.add(r, sl_s)
@@ -139,6 +140,7 @@ def summarize(result: SimResult, comparison: SimResult | None = None) -> dict[st
         by_queue[r.queue].add(r, sl_s)
         if r.pool is not None and r.outcome in ("answered", "called-back"):
             talk_by_pool[r.pool] += r.talk_s
+            talks_by_pool[r.pool] += 1
 
     peak_waiting = {h: 0 for h in hours}
     for t, snap in result.timeline:
@@ -160,9 +162,9 @@ def summarize(result: SimResult, comparison: SimResult | None = None) -> dict[st
     answered_total = total.answered + total.called_back + total.cb_connected
     for p in cfg.pools:
         tally = result.pools[p.name]
-        logged = sum(tally.logged)
-        staffed = sum(tally.staffed)
-        busy = sum(tally.busy)
+        logged = sum(tally.logged) + tally.drain["logged"]
+        staffed = sum(tally.staffed) + tally.drain["staffed"]
+        busy = sum(tally.busy) + tally.drain["busy"]
         answered = total.by_pool.get(p.name, 0)
         hrs = []
         for h in hours:
@@ -173,6 +175,7 @@ def summarize(result: SimResult, comparison: SimResult | None = None) -> dict[st
                 "busy_share": round(tally.busy[h] / tally.logged[h], 6) if tally.logged[h] else None,
                 "busy_share_max": round(tally.max_busy_share[h], 6),
             })
+        d = tally.drain
         entry = {
             "kind": p.kind,
             "tier": p.tier,
@@ -181,10 +184,14 @@ def summarize(result: SimResult, comparison: SimResult | None = None) -> dict[st
             "share_of_answered": round(answered / total.answered, 6) if total.answered else None,
             "agent_hours": round(logged / 3600, 3),
             "occupancy": round(busy / staffed, 6) if staffed else None,
-            "talk_s_mean": round(talk_by_pool[p.name] / answered, 3) if answered else None,
+            "talk_s_mean": (round(talk_by_pool[p.name] / talks_by_pool[p.name], 3)
+                            if talks_by_pool[p.name] else None),
             "offers": tally.offers,
             "no_answer": tally.no_answer,
             "hours": hrs,
+            # after the window's end: no new callers, the last calls finishing (not in any hour)
+            "drain": {"seconds": round(d["seconds"], 3), "agent_hours": round(d["logged"] / 3600, 3),
+                      "occupancy": round(d["busy"] / d["staffed"], 6) if d["staffed"] else None},
         }
         pools[p.name] = entry
         if p.kind == "borrowed":
@@ -276,7 +283,7 @@ def print_report(doc: dict[str, Any], console=None) -> None:
     title = f"{sc['name']}: surge x{sc['surge']}, seed {doc['seed']}{'' if doc['overflow'] else ', NO overflow'}"
     t = Table(title=title, show_lines=False)
     for col in ("hour", "offered", "answered", "connected", "in 15 s", f"SL {doc['service_level_s']:g}s",
-                "ASA s", "abandon", *[f"tier {x}" for x in tiers], "peak wait"):
+                "ASA s", "abandon", *[f"tier {x}" for x in tiers], "peak queue"):
         t.add_column(col, justify="right")
     for row in doc["hours"]:
         if not row["offered"]:
@@ -350,12 +357,13 @@ def write_plots(doc: dict[str, Any], result: SimResult, out_dir: Path, compariso
     if "without_overflow" in doc:
         ax.plot(hours, [r["connection_rate"] for r in doc["without_overflow"]["hours"]], color="red", marker="o",
                 label="connection rate without overflow")
-    ax.axhline(0.95, color="grey", lw=0.8, ls=":")
+    ax.axhline(0.95, color="grey", lw=0.8, ls=":", label="95% target")
     ax.set_ylim(0, 1.05)
     ax.set_xlabel("hour of day (arrival)")
     ax.set_ylabel("share of offered calls")
     ax.set_title(f"Connection rate by hour - {doc['scenario']['name']} (surge x{doc['scenario']['surge']})")
-    ax.legend(loc="lower left", fontsize=8)
+    # outside the axes: inside, it covers the night hours' bars
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, borderaxespad=0.0)
     ax.set_xticks(hours)
     fig.tight_layout()
     p = out_dir / "connection_rate.png"

@@ -126,6 +126,10 @@ class PoolTally:
     busy: list[float] = field(default_factory=lambda: [0.0] * HOURS)  # offered + on-call + wrap-up
     on_call: list[float] = field(default_factory=lambda: [0.0] * HOURS)
     max_busy_share: list[float] = field(default_factory=lambda: [0.0] * HOURS)
+    # the drain after the scenario's end (no new callers, last calls finishing), booked apart so
+    # that it does not inflate the last hour's agents and occupancy
+    drain: dict[str, float] = field(default_factory=lambda: {"logged": 0.0, "staffed": 0.0, "busy": 0.0,
+                                                             "on_call": 0.0, "seconds": 0.0})
     offers: int = 0
     no_answer: int = 0
 
@@ -285,11 +289,12 @@ class _Run:
             clock.run_until(t)
             if self.progress:
                 self.progress(clock.now)
+        self._flush_pools()  # the last (partial) hour of the window ends here
         # drain: no new callers; run until every call has an outcome
         deadline = self.end_s + self.scenario.drain_limit_s
         while self.calls and clock.now < deadline:
             clock.run_until(min(clock.now + step, deadline))
-        self._flush_pools()
+        self._flush_pools(drain=True)
         for c in list(self.calls.values()):  # still open at the drain limit
             if not c.rec.outcome:
                 c.rec.outcome = "unfinished"
@@ -447,17 +452,26 @@ class _Run:
             pr.a_oncall += pr.n_oncall * dt
             pr.last = now
 
-    def _flush_pools(self) -> None:
-        """At each hour boundary (and at the end): book the agent-seconds into the hour they belong to."""
+    def _flush_pools(self, drain: bool = False) -> None:
+        """At each hour boundary and at the window's end: book the agent-seconds into the hour they
+        belong to; after the drain, into the pool's ``drain`` tally."""
         now = self.clock.now
         for pr in self.pools.values():
             self._accumulate(pr, now)
-            h = min(int(pr.flushed_at // HOUR), HOURS - 1)
             t = pr.tally
-            t.logged[h] += pr.a_logged
-            t.staffed[h] += pr.a_logged - pr.a_notready
-            t.busy[h] += pr.a_busy
-            t.on_call[h] += pr.a_oncall
+            if drain:
+                d = t.drain
+                d["logged"] += pr.a_logged
+                d["staffed"] += pr.a_logged - pr.a_notready
+                d["busy"] += pr.a_busy
+                d["on_call"] += pr.a_oncall
+                d["seconds"] += now - pr.flushed_at
+            else:
+                h = min(int(pr.flushed_at // HOUR), HOURS - 1)
+                t.logged[h] += pr.a_logged
+                t.staffed[h] += pr.a_logged - pr.a_notready
+                t.busy[h] += pr.a_busy
+                t.on_call[h] += pr.a_oncall
             pr.a_logged = pr.a_notready = pr.a_busy = pr.a_oncall = 0.0
             pr.flushed_at = now
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
 from callcenter.cli import main
@@ -79,9 +80,56 @@ def test_plan_verify_runs_the_simulation(tmp_path, capsys):
     code = main(["plan", "--config", str(CONFIG), "--scenario", str(short_surge(tmp_path)), "--verify", "--seed", "2"])
     assert code == 0
     out = capsys.readouterr().out
-    assert "Verification by simulation" in out and "day: connected" in out
+    assert "Verification by simulation" in out and "day (after the warm-up): connected" in out
 
 
 def test_plan_needs_a_forecast(capsys):
     assert main(["plan", "--aht", "300"]) == 2
     assert "--calls-per-hour" in capsys.readouterr().err
+
+
+def test_simulate_checks_out_before_running(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code = main(["simulate", "--config", str(CONFIG), "--scenario", str(SURGE), "--out", str(blocker / "sub"),
+                 "--no-progress"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and "cannot create" in err
+    code = main(["simulate", "--config", str(CONFIG), "--scenario", str(SURGE), "--out", str(blocker),
+                 "--no-progress"])
+    assert code == 2 and "not a directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args", [
+    ["--calls-per-hour", ",".join(["-5"] + ["250"] * 23), "--aht", "300", "--patience", "90"],
+    ["--calls-per-hour", ",".join(["inf"] + ["250"] * 23), "--aht", "300", "--patience", "90"],
+    ["--calls-per-hour", ",".join(["250"] * 24), "--aht", "300", "--patience", "90",
+     "--own", ",".join(["-1"] + ["10"] * 23)],
+    ["--calls-per-hour", ",".join(["250"] * 24), "--aht", "nan", "--patience", "90"],
+    ["--calls-per-hour", ",".join(["250"] * 24), "--aht", "300", "--patience", "-90"],
+])
+def test_plan_refuses_negative_or_infinite_inputs(args, capsys):
+    try:
+        code = main(["plan", *args])
+    except SystemExit as exc:  # the comma-separated lists stop the parser with their message
+        code = exc.code
+    assert code not in (0, None)
+
+
+def test_plan_verify_judges_with_several_seeds_and_drops_the_warm_up(tmp_path, capsys):
+    raw = yaml.safe_load(SURGE.read_text(encoding="utf-8"))
+    raw["start_hour"], raw["end_hour"] = "09:00", "10:30"
+    path = tmp_path / "surge-90min.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    plan_json = tmp_path / "plan.json"
+    code = main(["plan", "--config", str(CONFIG), "--scenario", str(path), "--verify", "--seeds", "3",
+                 "--warmup-h", "1", "--json", str(plan_json)])
+    assert code == 0
+    out = json.loads(plan_json.read_text())["verify"]
+    rows = {r["hour"]: r for r in out["hours"]}
+    assert rows[9]["meets"] == "warm-up" and rows[9]["warmup"]
+    assert rows[10]["meets"] in ("yes", "~", "NO") and rows[10]["seeds"] == 3
+    assert rows[10]["connected_ci"] > 0  # three seeds give an interval
+    assert out["totals"]["seeds"] == 3 and out["totals"]["warmup_h"] == 1
+    assert "day (after the warm-up)" in capsys.readouterr().out

@@ -170,3 +170,30 @@ def test_plan_verification_by_simulation(config):
     # the normal day's own seats cover the Erlang A plan, so the simulation should meet it
     # (within the noise of one simulated hour)
     assert row["connected"] >= 0.92
+
+
+def test_pool_talk_mean_divides_by_the_calls_it_sums(surge_hour, config):
+    # the mean talk time of a pool is the mean over the calls it talked on (callbacks included),
+    # recomputed here straight from the call records
+    result = simulate(config, window(SURGE, 9.0, 10.0), 3)
+    doc = summarize(result)
+    for name, entry in doc["pools"].items():
+        talks = [r.talk_s for r in result.calls if r.pool == name and r.outcome in ("answered", "called-back")]
+        if talks:
+            assert entry["talk_s_mean"] == pytest.approx(sum(talks) / len(talks), abs=1e-3)
+    # and it is a talk time, not inflated by a smaller denominator (the scenario's talk mean is ~283 s)
+    own = doc["pools"]["own-12345"]["talk_s_mean"]
+    assert 150 < own < 450
+
+
+def test_the_drain_after_the_window_is_not_booked_into_its_last_hour(config):
+    # 10:00-11:00 of the surge day, then the drain while the last callers finish
+    scenario = window(SURGE, 10.0, 11.0)
+    doc = summarize(simulate(config, scenario, 5))
+    own = doc["pools"]["own-12345"]
+    (hour,) = own["hours"]
+    roster = load_scenario(SURGE).pools["own-12345"].agents_per_hour[10]
+    # hour 10 holds one hour of the hour's roster, not the drain's agent-seconds on top
+    assert hour["agents_mean"] <= roster + 1e-6
+    assert own["drain"]["seconds"] > 0 and own["drain"]["agent_hours"] > 0
+    assert own["agent_hours"] == pytest.approx(hour["agents_mean"] + own["drain"]["agent_hours"], abs=0.01)
