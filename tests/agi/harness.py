@@ -164,7 +164,7 @@ def classic_call(world: AcdWorld | None, *, addresses: str | None = None, agents
 
 
 @defer.inlineCallbacks
-def until(predicate, timeout: float = 10.0, what: str = ""):
+def until(predicate, timeout: float = 30.0, what: str = ""):
     """Poll ``predicate`` on the real reactor until it holds, or fail after ``timeout``."""
     deadline = reactor.seconds() + timeout
     while not predicate():

@@ -133,7 +133,7 @@ class SeatWorld:
         if self.kb is not None:
             self.kb.close()
         # let the last TLS connections finish closing
-        yield until(lambda: not self.server.protocols, timeout=5)
+        yield until(lambda: not self.server.protocols, timeout=30)
         # autobahn batches its timers (txaio); a bucket's DelayedCall outlives the
         # timers cancelled in it, which trial would report as a dirty reactor
         for factory in [self.server.ws_factory] + [c._factory for c in self.clients if c._factory]:  # noqa: SLF001
@@ -144,7 +144,7 @@ class SeatWorld:
 
 
 @defer.inlineCallbacks
-def until(predicate, timeout: float = 5.0, what: str = ""):
+def until(predicate, timeout: float = 30.0, what: str = ""):
     """Poll ``predicate`` on the real reactor until it holds, or fail after ``timeout``."""
     deadline = reactor.seconds() + timeout
     while not predicate():
