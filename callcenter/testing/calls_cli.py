@@ -157,7 +157,9 @@ def _run(reactor, args):
             if patience.active():
                 patience.cancel()
             req = f"answered?call={call_id}&agent={agent_id}"
-            env = environment(request=f"agi://{acd}/{req}", uniqueid=f"{uid}1", network_script=req)
+            # the agent leg is a channel of its own: a uniqueid no caller's channel has
+            env = environment(request=f"agi://{acd}/{req}", uniqueid=f"{int(t0)}.{MAX_CALLS + call.n}",
+                              network_script=req)
             return FastAgiCall(reactor, FakeChannel(reactor), env).connect(host, port)
 
         def give_up():
