@@ -47,6 +47,7 @@ __all__ = ["Acd", "SUBSYSTEM_MODULES", "import_optional", "default_database_url"
 # Start order; stop order is the reverse.
 SUBSYSTEM_MODULES: tuple[str, ...] = (
     "callcenter.records.service",
+    "callcenter.orders.service",
     "callcenter.state.service",
     "callcenter.metrics_service",
     "callcenter.fastagi.service",
@@ -98,6 +99,7 @@ class Acd:
         self.redis_url: str | None = config.acd.redis_url
         self.database_url: str = config.acd.database_url or default_database_url(self.state_dir)
         self.records: Any = None
+        self.orders: Any = None  # the work-order desk (callcenter/orders/service.py)
         if engine is None:
             from callcenter.engine import Engine
 

@@ -20,6 +20,8 @@ import annotated_types
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from callcenter.orders.rules import OrdersConfig
+
 __all__ = [
     "Config",
     "ConfigError",
@@ -56,7 +58,7 @@ class Tls(_Model):
 
 class AdminToken(_Model):
     name: Name
-    role: Annotated[str, Field(pattern=r"^(admin|supervisor|viewer|lender:[A-Za-z0-9_.:-]+)$")]
+    role: Annotated[str, Field(pattern=r"^(admin|supervisor|viewer|lender:[A-Za-z0-9_.:-]+|unit:[^\s/]{1,140})$")]
     token_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
@@ -138,6 +140,7 @@ class Config(_Model):
     categories: Annotated[list[Category], Field(min_length=1)]
     pools: Annotated[list[Pool], Field(min_length=1)]
     queues: Annotated[list[Queue], Field(min_length=1)]
+    orders: OrdersConfig = OrdersConfig()  # work orders: dispatch, deadlines, supervision (docs/orders.md)
 
     def pool(self, name: str) -> Pool:
         return next(p for p in self.pools if p.name == name)

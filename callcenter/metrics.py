@@ -145,6 +145,76 @@ AGI_PROTOCOL_ERRORS = Counter(
 )
 AGI_AUTH_FAILURES = Counter("callcenter_agi_auth_failures", "Classic-script relay connections refused: bad secret.")
 
+# Work orders (callcenter/orders): steps counted as the desk publishes them; open and overdue
+# orders read from the book at scrape time (OrdersCollector).
+ORDER_KINDS = ("created", "dispatched", "linked", "returned", "accepted", "progress", "replied", "closed",
+               "visited", "reopened", "resolved-on-spot", "extension-requested", "extension-decided", "reminded",
+               "escalated")
+ORDERS_EVENTS = Counter("callcenter_orders_events", "Work-order steps, by kind (created, dispatched, closed, ...).",
+                        ["kind"])
+ORDERS_CLOSED = Counter("callcenter_orders_closed", "Work orders closed by their unit, by urgency and deadline kept.",
+                        ["urgency", "on_time"])
+ORDERS_ESCALATED = Counter("callcenter_orders_escalated", "Overdue work orders escalated, by level and urgency.",
+                           ["level", "urgency"])
+ORDERS_OPEN = "callcenter_orders_open"
+ORDERS_OVERDUE = "callcenter_orders_overdue"
+
+
+def order_event_counted(event: Any, urgency: str) -> None:
+    """Count one step the order desk published (its listener; never raises into the desk)."""
+    try:
+        if event.kind in ORDER_KINDS:
+            ORDERS_EVENTS.labels(event.kind).inc()
+        if event.kind == "closed":
+            ORDERS_CLOSED.labels(urgency, "true" if event.data.get("on_time") else "false").inc()
+        elif event.kind == "escalated":
+            ORDERS_ESCALATED.labels(event.data.get("level", ""), urgency).inc()
+    except Exception:  # noqa: BLE001
+        log.failure("metrics: could not count order event {e!r}", e=event)
+
+
+class OrdersCollector(Collector):
+    """Open work orders by urgency and state, and overdue ones by urgency, category and unit (bounded:
+    units with overdue orders only), read from the order book at scrape time on the reactor thread."""
+
+    def __init__(self, book: Any, clock: Any, reactor: Any = None):
+        self._book, self._clock, self._reactor = book, clock, reactor
+
+    def describe(self) -> Iterable:
+        return [GaugeMetricFamily(ORDERS_OPEN, "", labels=["urgency", "state"]),
+                GaugeMetricFamily(ORDERS_OVERDUE, "", labels=["urgency", "category", "unit"])]
+
+    def _read(self) -> tuple[dict, dict]:
+        from callcenter.orders.states import OPEN_STATES
+
+        now = self._clock.seconds()
+        open_: dict[tuple[str, str], int] = {}
+        overdue: dict[tuple[str, str, str], int] = {}
+        for o in self._book.orders.values():
+            if o.state in OPEN_STATES:
+                open_[(o.urgency, o.state)] = open_.get((o.urgency, o.state), 0) + 1
+                if o.deadline < now:
+                    key = (o.urgency, o.category, o.owner)
+                    overdue[key] = overdue.get(key, 0) + 1
+        return open_, overdue
+
+    def collect(self) -> Iterable:
+        open_, overdue = _on_reactor_thread(self._reactor, self._read)
+        g_open = GaugeMetricFamily(ORDERS_OPEN, "Work orders not yet closed, by urgency and state.",
+                                   labels=["urgency", "state"])
+        from callcenter.orders.states import OPEN_STATES
+
+        for urgency in ("urgent", "ordinary"):
+            for state in sorted(OPEN_STATES):
+                g_open.add_metric([urgency, state], open_.get((urgency, state), 0))
+        g_over = GaugeMetricFamily(ORDERS_OVERDUE, "Open work orders past their deadline, by urgency, category and "
+                                   "owning unit.", labels=["urgency", "category", "unit"])
+        for key, n in sorted(overdue.items()):
+            g_over.add_metric(list(key), n)
+        yield g_open
+        yield g_over
+
+
 # --------------------------------------------------------------------------
 # Health gauges set by other subsystems: import these by name.
 # --------------------------------------------------------------------------

@@ -45,13 +45,19 @@ EMERGENCY = "emergency"
 FORCE_LOGOUT = "force-logout"
 HOME_LOAD = "home-load"
 RELOAD = "config-reload"
+ORDERS_READ = "orders-read"  # list and read work orders
+ORDERS_DESK = "orders-desk"  # create, dispatch, visit back (the hotline's dispatch desk)
+ORDERS_OFFICE = "orders-office"  # decide extensions (the supervising office)
+ORDERS_UNIT = "orders-unit"  # act on the orders a unit owns (``unit:<id>`` tokens)
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
-    "admin": frozenset({READ, EMERGENCY, FORCE_LOGOUT, HOME_LOAD, RELOAD}),
-    "supervisor": frozenset({READ, EMERGENCY, FORCE_LOGOUT}),
-    "viewer": frozenset({READ}),
+    "admin": frozenset({READ, EMERGENCY, FORCE_LOGOUT, HOME_LOAD, RELOAD, ORDERS_READ, ORDERS_DESK, ORDERS_OFFICE,
+                        ORDERS_UNIT}),
+    "supervisor": frozenset({READ, EMERGENCY, FORCE_LOGOUT, ORDERS_READ, ORDERS_DESK, ORDERS_OFFICE}),
+    "viewer": frozenset({READ, ORDERS_READ}),
 }
 LENDER_PREFIX = "lender:"
+UNIT_PREFIX = "unit:"
 
 # Longer than any sane token; keeps a hostile header from being hashed at length.
 MAX_TOKEN_CHARS = 512
@@ -68,6 +74,11 @@ class Principal:
     def lender(self) -> str | None:
         """The pool (or lender) a ``lender:<x>`` token speaks for, else None."""
         return self.role[len(LENDER_PREFIX) :] if self.role.startswith(LENDER_PREFIX) else None
+
+    @property
+    def unit(self) -> str | None:
+        """The unit (``street:<district>:<street>``, ``dept:...``) a ``unit:<id>`` token speaks for."""
+        return self.role[len(UNIT_PREFIX) :] if self.role.startswith(UNIT_PREFIX) else None
 
 
 class Unauthorized(Exception):
@@ -112,7 +123,8 @@ def authenticate(authorization: str | None, tokens: Iterable[object]) -> Princip
     return Principal(name=found.name, role=found.role)
 
 
-def authorize(principal: Principal, permission: str, *, pool: str | None = None, lender: str | None = None) -> None:
+def authorize(principal: Principal, permission: str, *, pool: str | None = None, lender: str | None = None,
+              unit: str | None = None) -> None:
     """Raise :class:`Forbidden` unless ``principal``'s role allows ``permission``.
 
     For :data:`HOME_LOAD`, ``pool`` is the pool posted for and ``lender`` that
@@ -126,6 +138,10 @@ def authorize(principal: Principal, permission: str, *, pool: str | None = None,
         if own and own in {pool, lender}:
             return
         raise Forbidden(f"role {principal.role!r} may only report the home load of its own pool, not {pool!r}")
+    if principal.unit is not None and permission in (ORDERS_UNIT, ORDERS_READ):
+        if principal.unit == unit:
+            return
+        raise Forbidden(f"role {principal.role!r} may only act on the orders of unit {principal.unit!r}")
     raise Forbidden(f"role {principal.role!r} may not {_WORDS.get(permission, permission)}")
 
 
@@ -135,4 +151,8 @@ _WORDS = {
     FORCE_LOGOUT: "force agents out",
     HOME_LOAD: "report a lender's home load",
     RELOAD: "reload the config",
+    ORDERS_READ: "read work orders",
+    ORDERS_DESK: "create or dispatch work orders",
+    ORDERS_OFFICE: "decide extensions of work orders",
+    ORDERS_UNIT: "act on a unit's work orders",
 }

@@ -113,6 +113,7 @@ class ApiContext:
     acd_name: str = ""
     config_path: str | None = None
     openapi: bytes = b""
+    orders: Any = None  # the work-order desk (callcenter/orders/desk.py); None: no orders subsystem
 
     def now(self) -> float:
         return float(self.clock.seconds())
@@ -464,10 +465,10 @@ ROUTES: tuple[tuple[tuple[str, ...], dict[str, Handler]], ...] = (
 )
 
 
-def route(path: tuple[str, ...]) -> tuple[dict[str, Handler], dict[str, str]] | None:
+def route(path: tuple[str, ...], routes=ROUTES) -> tuple[dict[str, Handler], dict[str, str]] | None:
     if len(path) > 1 and path[-1] == "":
         path = path[:-1]  # tolerate one trailing slash
-    for pattern, methods in ROUTES:
+    for pattern, methods in routes:
         if len(pattern) != len(path):
             continue
         params: dict[str, str] = {}
@@ -485,7 +486,9 @@ def route(path: tuple[str, ...]) -> tuple[dict[str, Handler], dict[str, str]] | 
 
 def handle(ctx: ApiContext, req: ApiRequest) -> ApiResponse | ReloadRequested:
     """Answer one request; never raises for anything a client can send."""
-    found = route(req.path)
+    from . import orders  # the work-order endpoints (they import this module)
+
+    found = route(req.path, ROUTES + orders.ORDER_ROUTES)
     if found is None:
         return error(404, "not_found", "no such endpoint; see /api/v1/openapi.json")
     methods, params = found
@@ -507,6 +510,8 @@ def handle(ctx: ApiContext, req: ApiRequest) -> ApiResponse | ReloadRequested:
         return error(400, "bad_request", str(exc), field=exc.field)
     except engine_errors.EngineError as exc:
         return engine_error(exc)
+    except orders.ORDER_ERRORS as exc:
+        return orders.order_error(exc)
 
 
 def _principal(ctx: ApiContext, req: ApiRequest) -> auth.Principal:

@@ -34,6 +34,7 @@ class ApiSubsystem:
             acd_name=cfg.acd.name,
             config_path=str(acd.config_path) if getattr(acd, "config_path", None) else None,
             openapi=load_openapi(),
+            orders=acd.orders,
         )
         self.resource = ApiResource(self.context, acd.reactor, config_replaced=self.config_replaced)
 

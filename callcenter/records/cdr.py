@@ -36,6 +36,7 @@ from callcenter.records.queue_log import QueueLogLine, QueueLogMapper
 INSERT = "insert"  # (INSERT, table, row)
 UPDATE_CDR = "update_cdr"  # (UPDATE_CDR, call_id, values)
 QUEUE_LOG = "queue_log"  # (QUEUE_LOG, QueueLogLine): a line in the file and a row in the table
+UPSERT = "upsert"  # (UPSERT, table, row): update the row with that primary key "id", or insert it
 
 Op = tuple
 

@@ -84,6 +84,13 @@ def migrate(url: str, revision: str = "head", engine: Engine | None = None) -> N
             engine.dispose()
 
 
+def head_revision() -> str:
+    """The newest migration shipped with this code (what ``migrate`` brings a database to)."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
 def current_revision(url: str) -> str | None:
     from alembic.runtime.migration import MigrationContext
 

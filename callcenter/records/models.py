@@ -216,4 +216,56 @@ class QueueLogEntry(Base):
     data5: Mapped[str] = mapped_column(String(200), default="")
 
 
+class WorkOrder(Base):
+    """A work order (工单) as it stands now: owner, deadline, state (callcenter/orders/book.py).
+
+    The order's whole history is in ``work_order_events``; this row is rewritten on every change.
+    No caller number: the linked calls' CDRs hold the masked number.
+    """
+
+    __tablename__ = "work_orders"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    category: Mapped[str] = mapped_column(String(64), index=True)
+    district: Mapped[str] = mapped_column(String(64), default="", index=True)
+    street: Mapped[str] = mapped_column(String(64), default="")
+    address: Mapped[str] = mapped_column(String(200), default="")
+    summary: Mapped[str] = mapped_column(String(500))
+    request_text: Mapped[str] = mapped_column(Text, default="")
+    urgency: Mapped[str] = mapped_column(String(16))
+    reply_wanted: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+    call_ids: Mapped[list] = mapped_column(JSON, default=list)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    owner: Mapped[str] = mapped_column(String(140), index=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    deadline: Mapped[datetime] = mapped_column(DateTime, index=True)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    on_time: Mapped[bool | None] = mapped_column(Boolean)
+    result: Mapped[str] = mapped_column(Text, default="")
+    reply: Mapped[str] = mapped_column(Text, default="")
+    kb_article: Mapped[str | None] = mapped_column(String(64))
+    returns: Mapped[dict] = mapped_column(JSON, default=dict)
+    extension: Mapped[dict | None] = mapped_column(JSON)
+    escalation_level: Mapped[int] = mapped_column(Integer, default=-1)
+    reminded: Mapped[bool] = mapped_column(Boolean, default=False)
+    reopened: Mapped[int] = mapped_column(Integer, default=0)
+    linked: Mapped[list] = mapped_column(JSON, default=list)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class WorkOrderEvent(Base):
+    """Every step of every work order: who did what, when (the audit trail of 督办)."""
+
+    __tablename__ = "work_order_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(140), default="")
+    data: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
 metadata = Base.metadata

@@ -35,6 +35,8 @@ API for other parts (all cheap, all safe to call from the reactor thread)::
                                       # (kept in memory until the call's CDR is written; any thread)
     writer.wrapup_submitted(call_id, agent_id, pool, disposition, notes, ticket, at)
                                       # seat service: one wrapups row; True when taken, False when refused
+    writer.order_changed(order_row, event_rows)
+                                      # order desk: the work order as it stands, plus its new events
 """
 
 from __future__ import annotations
@@ -52,14 +54,14 @@ from twisted.logger import Logger
 
 from callcenter.engine.events import CallEnded, CallQueued
 from callcenter.records import models
-from callcenter.records.cdr import INSERT, QUEUE_LOG, UPDATE_CDR, RecordBuilder
+from callcenter.records.cdr import INSERT, QUEUE_LOG, UPDATE_CDR, UPSERT, RecordBuilder
 from callcenter.records.db import make_engine, migrate
 
 TABLES = {t.name: t for t in models.metadata.sorted_tables}
 # Parents before children (cdr before cdr_offers).
 TABLE_ORDER = [t.name for t in models.metadata.sorted_tables]
 
-_EVENT, _REGISTERED, _AUDIT, _OPEN_INTERVALS, _WRAPUP = range(5)
+_EVENT, _REGISTERED, _AUDIT, _OPEN_INTERVALS, _WRAPUP, _ORDER = range(6)
 
 # Caller hashes kept for caller_hash_of(): live calls, plus headroom.  Far above the
 # calls one ACD has open at once; the oldest entry goes first when it is full.
@@ -241,6 +243,11 @@ class RecordsWriter:
             at = self.clock.seconds() if self.clock is not None else time.time()
         return self._put(_Item(_WRAPUP, (call_id, agent_id, pool, disposition, notes, dict(ticket or {}), at)))
 
+    def order_changed(self, order_row: dict, event_rows: list[dict]) -> bool:
+        """A work order's row as it stands now (``work_orders``, upserted) and its new events
+        (``work_order_events``); same guarantees as :meth:`wrapup_submitted`.  Any thread."""
+        return self._put(_Item(_ORDER, (order_row, event_rows)))
+
     def audit_logged(self, who: str, what: str, details: dict | None = None, at: float | None = None) -> None:
         if at is None:
             at = self.clock.seconds() if self.clock is not None else time.time()
@@ -401,6 +408,9 @@ class RecordsWriter:
                     item.ops = b.audit_logged(*item.payload)
                 elif item.kind == _WRAPUP:
                     item.ops = b.wrapup_submitted(*item.payload)
+                elif item.kind == _ORDER:
+                    row, events = item.payload
+                    item.ops = [(UPSERT, "work_orders", row), *((INSERT, "work_order_events", e) for e in events)]
                 else:
                     item.ops = b.open_intervals()
             except Exception as exc:  # our bug: keep the event for an operator, carry on
@@ -468,6 +478,7 @@ class RecordsWriter:
     def _write_db(self, items: list[_Item]) -> None:
         rows: dict[str, list[dict]] = {}
         updates: list[tuple[str, dict]] = []
+        upserts: dict[tuple[str, str], dict] = {}  # the last row per (table, id) in the batch wins
         for it in items:
             for op in it.ops:
                 if op[0] == INSERT:
@@ -476,9 +487,17 @@ class RecordsWriter:
                     rows.setdefault("queue_log", []).append(op[1].row())
                 elif op[0] == UPDATE_CDR:
                     updates.append((op[1], op[2]))
+                elif op[0] == UPSERT:
+                    upserts.pop((op[1], op[2]["id"]), None)
+                    upserts[(op[1], op[2]["id"])] = op[2]
         n = 0
-        if rows or updates:
+        if rows or updates or upserts:
             with self._engine.begin() as conn:
+                for (name, key), row in upserts.items():
+                    table = TABLES[name]
+                    if conn.execute(update(table).where(table.c.id == key).values(**row)).rowcount == 0:
+                        conn.execute(_INSERTS[name], [row])
+                    n += 1
                 for name in TABLE_ORDER:
                     if rows.get(name):
                         conn.execute(_INSERTS[name], rows[name])

@@ -1,5 +1,5 @@
 """Test harness: a running ACD -- the real Acd runtime object, engine, records
-(SQLite under the state dir) and admin API on the real admin Site -- in a
+(SQLite under the state dir), the work-order desk and admin API on the real admin Site -- in a
 process of its own, without Redis, FastAGI or seats.
 
 Run as ``python tests/api/acd_harness.py CONFIG.yaml`` (cwd: the state dir);
@@ -25,6 +25,7 @@ from callcenter.api.service import make_subsystem as make_api
 from callcenter.app import Acd
 from callcenter.config import load_config
 from callcenter.engine import EngineError
+from callcenter.orders.service import make_subsystem as make_orders
 from callcenter.records.service import make_subsystem as make_records
 
 INPUTS = {
@@ -72,10 +73,10 @@ def start(config_path: str):
     acd = Acd(config, reactor, config_path=config_path)
     port = reactor.listenTCP(0, AdminSite(acd.http_root), interface="127.0.0.1")
     acd._http_port = port  # so acd.admin_url names the real port
-    subsystems = [make_records(acd)]
-    yield subsystems[0].start()
-    subsystems.append(make_api(acd))
-    yield subsystems[1].start()
+    subsystems = []
+    for make in (make_records, make_orders, make_api):
+        subsystems.append(make(acd))
+        yield subsystems[-1].start()
     test = Resource()
     test.putChild(b"engine", EngineControl(acd.engine))
     acd.http_root.putChild(b"_test", test)

@@ -24,6 +24,17 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 
 
+def overdue_order(acd) -> None:
+    """An urgent work order two hours past its deadline, as restored from SQL after a restart."""
+    from callcenter.orders.book import Order
+
+    now = acd.reactor.seconds()
+    acd.orders.restored([Order("WO-METRICS-1", now - 3 * 3600, "epidemic", "district-1", "street-1", "", "supplies",
+                               "", "urgent", True, "agent-1", ["c1"], state="accepted",
+                               owner="street:district-1:street-1", started_at=now - 3 * 3600,
+                               deadline=now - 3600)])
+
+
 def main(config_path: str) -> int:
     from scenario import Driven, drive_calls
     from twisted.internet import reactor, task
@@ -50,6 +61,7 @@ def main(config_path: str) -> int:
         if not isinstance(getattr(engine, "clock", None), task.Clock):
             raise RuntimeError("acd.engine was replaced by one without a task.Clock; cannot drive the scenario")
         drive_calls(Driven(engine, engine.clock))
+        overdue_order(acd)
         names = ", ".join(name for name, _ in acd.subsystems)
         print(f"SUBSYSTEMS {names}", flush=True)
         print(f"READY {acd.admin_url}", flush=True)
