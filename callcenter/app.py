@@ -99,6 +99,12 @@ class Acd:
         self.redis_url: str | None = config.acd.redis_url
         self.database_url: str = config.acd.database_url or default_database_url(self.state_dir)
         self.records: Any = None
+        # A clean stop hands the calls over (to a standby, which restores them) only with a shared
+        # Redis; with the embedded one the calls end (acd-shutdown) and the next start is clean.
+        on_stop = config.acd.on_stop
+        self.hand_over_on_stop: bool = on_stop == "hand-over" or (on_stop == "auto" and bool(config.acd.redis_url))
+        # ``serve --restore``: restore the live state even if the last stop was clean
+        self.restore_after_clean_stop: bool = False
         self.orders: Any = None  # the work-order desk (callcenter/orders/service.py)
         if engine is None:
             from callcenter.engine import Engine

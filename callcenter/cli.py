@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="YAML config file (default: %(default)s; env CALLCENTER_CONFIG)")
     serve.add_argument("--log-json", action="store_true", help="log JSON lines instead of readable lines")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warn", "error"])
+    serve.add_argument("--restore", action="store_true",
+                       help="restore the calls and agents of the last run even if it stopped cleanly "
+                            "(restored calls stay provisional for acd.restore_grace_s; docs/failover.md)")
     serve.set_defaults(func=_serve)
 
     config = sub.add_parser("config", help="configuration tools")
@@ -99,6 +102,7 @@ def _serve(args: argparse.Namespace) -> int:
     start_logging(as_json=args.log_json, level=args.log_level)
     log = Logger(namespace="callcenter.cli")
     acd = Acd(config, reactor, config_path=args.config)
+    acd.restore_after_clean_stop = bool(getattr(args, "restore", False))
     try:
         acd.lock()
     except AlreadyRunning as exc:

@@ -73,6 +73,12 @@ class Acd(_Model):
     caller_hash_key: str | None = None
     admin_tokens: list[AdminToken] = []
     lease_ttl_s: PosFloat = 3.0
+    # after a takeover or restart: how long a restored call waits for its AGI session (or its agent's
+    # seat) and a restored agent for its seat, before the ACD ends / logs it out (docs/failover.md)
+    restore_grace_s: Annotated[float, Field(gt=0, le=600)] = 30.0
+    # a clean stop (SIGTERM): hand the calls over to a standby, or end them (acd-shutdown) and mark
+    # the live state clean so the next start is clean; auto: hand over only with a shared redis_url
+    on_stop: Literal["auto", "hand-over", "end-calls"] = "auto"
     max_calls: PosInt = 5000
     max_setups_per_s: PosFloat = 400.0
     seat_demo_call_control: bool = False  # demos and load tests without Asterisk: a seat's accept answers

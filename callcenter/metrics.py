@@ -73,7 +73,8 @@ CALLS_ANSWERED = Counter(
 )
 CALLS_ENDED = Counter(
     "callcenter_calls_ended",
-    "Offered calls that ended, by outcome: answered, abandoned, called-back or fallback.",
+    "Offered calls that ended, by outcome: answered, abandoned, called-back, fallback, or the ACD's own "
+    "verdicts shed, lost-on-restart, acd-shutdown, admin-ended, callback-failed (docs/routing.md).",
     ["queue", "category", "outcome"],
 )
 CALLS_SHORT_ABANDONED = Counter(

@@ -148,7 +148,7 @@ def authorize(principal: Principal, permission: str, *, pool: str | None = None,
 _WORDS = {
     READ: "read the ACD's state",
     EMERGENCY: "switch emergency plans",
-    FORCE_LOGOUT: "force agents out",
+    FORCE_LOGOUT: "force agents out or end calls",
     HOME_LOAD: "report a lender's home load",
     RELOAD: "reload the config",
     ORDERS_READ: "read work orders",

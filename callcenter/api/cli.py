@@ -8,7 +8,8 @@ environment variables CALLCENTER_ADMIN_URL and CALLCENTER_ADMIN_TOKEN.
     callcenter admin emergency hotline-12345 on surge
     callcenter admin emergency hotline-12345 off
     callcenter admin lender-report lender-12333 4
-    callcenter admin logout agent-1001 --reason "seat frozen"
+    callcenter admin logout agent-1001 --reason "seat frozen" [--force]
+    callcenter admin end-call CALL_ID --reason "no such channel on the switch"
     callcenter admin reload
     callcenter admin token-hash TOKEN            # sha256 for acd.admin_tokens
 """
@@ -88,8 +89,14 @@ class AdminClient:
             "POST", f"/lenders/{_q(pool)}/home-load", {"waiting": waiting, "at": time.time() if at is None else at}
         )
 
-    def logout(self, agent_id: str, reason: str = "") -> dict:
-        return self.request("POST", f"/agents/{_q(agent_id)}/logout", {"reason": reason} if reason else {})
+    def logout(self, agent_id: str, reason: str = "", force: bool = False) -> dict:
+        body: dict = {"reason": reason} if reason else {}
+        if force:
+            body["force"] = True
+        return self.request("POST", f"/agents/{_q(agent_id)}/logout", body)
+
+    def end_call(self, call_id: str, reason: str) -> dict:
+        return self.request("POST", f"/calls/{_q(call_id)}/end", {"reason": reason})
 
     def reload(self) -> dict:
         return self.request("POST", "/config/reload")
@@ -137,7 +144,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = sub.add_parser("logout", parents=[common], help="force an agent's seat out (its offered call goes on)")
     p.add_argument("agent")
     p.add_argument("--reason", default="")
+    p.add_argument("--force", action="store_true",
+                   help="free an agent on a call at once: its call ends (outcome admin-ended)")
     p.set_defaults(func=_logout)
+
+    p = sub.add_parser("end-call", parents=[common],
+                       help="end a stuck call the switch no longer has (one CDR, outcome admin-ended; audited)")
+    p.add_argument("call")
+    p.add_argument("--reason", required=True, help="why (kept in the audit log and the CDR)")
+    p.set_defaults(func=_end_call)
 
     p = sub.add_parser("reload", parents=[common], help="reload and validate the ACD's config file")
     p.set_defaults(func=_reload)
@@ -213,7 +228,15 @@ def _logout(args: argparse.Namespace) -> int:
                 + (f" -> {call['agent_id']}" if call.get("agent_id") else "")
             )
 
-    return _call(args, lambda c: c.logout(args.agent, args.reason), render)
+    return _call(args, lambda c: c.logout(args.agent, args.reason, args.force), render)
+
+
+def _end_call(args: argparse.Namespace) -> int:
+    def render(r: dict) -> None:
+        agent = f"; agent {r['agent_id']} freed" if r.get("agent_id") else ""
+        print(f"{r['call_id']}: ended ({r['outcome']}, was {r['previous_state']}) by {r['by']}{agent}")
+
+    return _call(args, lambda c: c.end_call(args.call, args.reason), render)
 
 
 def _reload(args: argparse.Namespace) -> int:
@@ -249,6 +272,12 @@ def _secs(v: float | None) -> str:
     return f"{v // 3600}h{v % 3600 // 60:02d}m"
 
 
+def _ago(at: float | None) -> str:
+    if at is None:
+        return "?"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at))
+
+
 def _print_status(s: dict) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -265,7 +294,8 @@ def _print_status(s: dict) -> None:
             str(row.get("callbacks_waiting", 0)),
             _secs(row["oldest_wait_s"]),
             _secs(row["ewt_s"]),
-            f"[bold red]{row['emergency']}[/]" if row["emergency"] else "-",
+            (f"[bold red]{row['emergency']}[/]" + (f" (by {row['emergency_by']}, {_ago(row.get('emergency_since'))})"
+                                                   if row.get("emergency_by") else "")) if row["emergency"] else "-",
             str(row.get("overflow_tier", 0)),
         )
     console.print(q)

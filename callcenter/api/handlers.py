@@ -87,7 +87,7 @@ class AuditEntry:
     at: float  # clock seconds (epoch in production)
     who: str  # token name
     role: str
-    action: str  # emergency-set | home-load-reported | agent-logged-out | config-reloaded
+    action: str  # emergency-set | home-load-reported | agent-logged-out | call-ended | config-reloaded
     target: str  # queue, pool, agent id, or the config path
     detail: dict[str, Any] = field(default_factory=dict)
 
@@ -370,17 +370,21 @@ def post_logout(ctx: ApiContext, req: ApiRequest, params: dict[str, str]) -> Api
     auth.authorize(principal, auth.FORCE_LOGOUT)
     agent_id = params["agent_id"]
     data = parse_body(req.body, required=False)
-    only_keys(data, {"reason"})
+    only_keys(data, {"reason", "force"})
     reason = _str_field(data, "reason", MAX_REASON_CHARS, nullable=True, required=False) or ""
+    force = data.get("force", False) if isinstance(data, dict) else False
+    if not isinstance(force, bool):
+        return error(400, "bad_request", "force must be true or false")
     before = ctx.engine.agent_info(agent_id)
     if before is None:
         return error(404, "not_found", f"no agent {agent_id!r}")
     full_reason = f"forced by {principal.name}" + (f": {reason}" if reason else "")
-    ctx.engine.agent_logged_out(agent_id, reason=full_reason)
+    # force: an agent on a call is freed at once, its call ends admin-ended (a stuck ghost call)
+    ctx.engine.agent_logged_out(agent_id, reason=full_reason, force=force)
     after = ctx.engine.agent_info(agent_id)  # None once the agent is out
     now = ctx.now()
     call_id = before.get("call_id")
-    detail = {"reason": reason, "previous_state": before.get("state"), "call_id": call_id}
+    detail = {"reason": reason, "previous_state": before.get("state"), "call_id": call_id, "force": force}
     ctx.audit(AuditEntry(now, principal.name, principal.role, "agent-logged-out", agent_id, detail))
     body = {
         "agent_id": agent_id,
@@ -394,6 +398,26 @@ def post_logout(ctx: ApiContext, req: ApiRequest, params: dict[str, str]) -> Api
     if call is not None:
         body["call"] = call
     return ok(body)
+
+
+def post_end_call(ctx: ApiContext, req: ApiRequest, params: dict[str, str]) -> ApiResponse:
+    """End a stuck call (the switch no longer has it): one CDR, outcome ``admin-ended``; its agent
+    goes to wrap-up.  Audited: who, when, why (audit_log, the CDR's reason, the log)."""
+    principal = _principal(ctx, req)
+    auth.authorize(principal, auth.FORCE_LOGOUT)
+    call_id = params["call_id"]
+    data = parse_body(req.body, required=True)
+    only_keys(data, {"reason"})
+    reason = _str_field(data, "reason", MAX_REASON_CHARS, nullable=False, required=True)
+    before = ctx.engine.call_info(call_id)
+    if before is None:
+        return error(404, "not_found", f"no call {call_id!r} (it may have ended already)")
+    ctx.engine.end_call(call_id, "admin-ended", f"by {principal.name}: {reason}")
+    now = ctx.now()
+    detail = {"reason": reason, "previous_state": before.get("state"), "agent_id": before.get("agent_id")}
+    ctx.audit(AuditEntry(now, principal.name, principal.role, "call-ended", call_id, detail))
+    return ok({"call_id": call_id, "outcome": "admin-ended", "previous_state": before.get("state"),
+               "agent_id": before.get("agent_id"), "by": principal.name, "at": now, "reason": reason})
 
 
 def post_reload(ctx: ApiContext, req: ApiRequest, params: dict[str, str]) -> ReloadRequested:
@@ -459,6 +483,7 @@ ROUTES: tuple[tuple[tuple[str, ...], dict[str, Handler]], ...] = (
     (("v1", "queues", "{queue}", "emergency"), {"PUT": put_emergency}),
     (("v1", "lenders", "{pool}", "home-load"), {"POST": post_home_load}),
     (("v1", "calls", "{call_id}"), {"GET": get_call}),
+    (("v1", "calls", "{call_id}", "end"), {"POST": post_end_call}),
     (("v1", "agents", "{agent_id}"), {"GET": get_agent}),
     (("v1", "agents", "{agent_id}", "logout"), {"POST": post_logout}),
     (("v1", "config", "reload"), {"POST": post_reload}),

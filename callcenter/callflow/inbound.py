@@ -113,6 +113,9 @@ class InboundCall(FlowBase):
         self.dial_live = False
         self.answered_reported = False
         self.outcome: str | None = None
+        # an engine has (or had) this call, so its end is recorded there; until then an end here
+        # must be reported with call_not_queued, or the call would have no CDR
+        self.accounted = False
 
     # ------------------------------------------------------------ inputs
 
@@ -172,11 +175,24 @@ class InboundCall(FlowBase):
         if self.call_live and not self.callback_chosen:
             self.call_live = False
             return [Report("caller_hung_up", {"call_id": self.call_id})]
-        return []
+        return self._not_queued()
+
+    def _not_queued(self) -> list:
+        """The call ends before any engine took it: report that, once (one CDR per call)."""
+        if self.accounted:
+            return []
+        self.accounted = True
+        if not self.admitted:
+            return [Report("call_not_queued", {"call_id": self.call_id, "queue": self.opts.queue,
+                                               "outcome": "shed", "reason": "admission"})]
+        return [Report("call_not_queued", {"call_id": self.call_id, "queue": self.opts.queue,
+                                           "outcome": "abandoned", "reason": "before-queue"})]
 
     @property
     def resumable(self) -> bool:
-        return self.call_live and not self.finished
+        """A broken link may be resumed (by call id) while the engine holds the call, or before
+        it was queued at all (its end, if it does not come back, is then reported once)."""
+        return (self.call_live or (not self.accounted and self.admitted)) and not self.finished and not self.hung_up
 
     # ------------------------------------------------------------ replies
 
@@ -208,6 +224,8 @@ class InboundCall(FlowBase):
     def _r_phase(self, r: Reply) -> list:
         phase = r.data or ""
         k = self.known
+        if k is not None:
+            self.accounted = True  # this engine has the call: its end is recorded there
         if phase.startswith("dialing:") and k is not None and k.get("state") in ("offered", "talking"):
             agent = phase.split(":", 1)[1]
             if k.get("agent_id") == agent:
@@ -316,11 +334,13 @@ class InboundCall(FlowBase):
             if self.call_live and not self.callback_chosen:
                 acts.append(Report("caller_hung_up", {"call_id": self.call_id}))
                 self.call_live = False
+            elif self.stage != "done":
+                acts.extend(self._not_queued())
             return acts + self._finish(HANGUP)
         if self.stage == "shed":
             if self.playlist:
                 return self._play_next()
-            return self._finish(SHED)
+            return self._not_queued() + self._finish(SHED)
         if self.stage in ("greeting", "menu"):
             if self.playlist:
                 return self._play_next()
@@ -330,6 +350,7 @@ class InboundCall(FlowBase):
             self.choice = None  # digits during a greeting are not hold options
             self.stage = "hold"
             self.call_live = True
+            self.accounted = True
             return [
                 Report("call_arrived", {"call_id": self.call_id, "queue": self.opts.queue,
                                         "caller_masked": self.caller_masked, "category": self.opts.category,

@@ -13,8 +13,9 @@ unlocked tier and required skill.  Nothing scans all agents.
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
+from itertools import islice
 from typing import Any
 
 from sortedcontainers import SortedList
@@ -46,9 +47,14 @@ from .events import (
     OFFERED,
     ON_CALL,
     OUTCOME_ABANDONED,
+    OUTCOME_ADMIN,
     OUTCOME_ANSWERED,
+    OUTCOME_CALLBACK_FAILED,
     OUTCOME_CALLED_BACK,
     OUTCOME_FALLBACK,
+    OUTCOME_LOST,
+    OUTCOME_SHED,
+    OUTCOME_SHUTDOWN,
     READY,
     REJECTED,
     SHORT_ABANDON_S,
@@ -82,6 +88,11 @@ MAX_CHOICES = 20
 MAX_CALLBACK_ATTEMPTS = 3
 AHT_ALPHA = 0.1  # weight of the newest handle time in the queue's moving average
 SNAPSHOT_VERSION = 1
+ENDED_REMEMBERED = 50_000
+SNAPSHOT_ENDED = 2_000  # of them carried in a snapshot  # ended call ids kept so that none can arrive (and end) a second time
+# outcomes end_call may give: the ACD's own verdicts, never the switch's (see docs/routing.md)
+END_OUTCOMES = frozenset((OUTCOME_LOST, OUTCOME_SHUTDOWN, OUTCOME_ADMIN))
+NOT_QUEUED_OUTCOMES = frozenset((OUTCOME_SHED, OUTCOME_ABANDONED))
 
 # agent states that matter for the counts kept per pool (hot path: set lookups, not tuple scans)
 _BUSY = frozenset((OFFERED, ON_CALL, WRAPUP))  # working on one of our calls: the lender cap counts them
@@ -217,12 +228,14 @@ class _PoolState:
 
 class _QueueState:
     __slots__ = ("cfg", "plan_name", "plan", "rules", "top_tier", "pools", "order", "buckets", "queue_level",
-                 "aht", "sweeping", "sweep_again", "strategy")
+                 "aht", "sweeping", "sweep_again", "strategy", "plan_by", "plan_at")
 
     def __init__(self, cfg, pools: list[_PoolState]) -> None:
         self.cfg = cfg
         self.plan_name: str | None = None
         self.plan = None
+        self.plan_by: str | None = None  # who switched the plan on, and when (shown in status)
+        self.plan_at: float | None = None
         self.pools = sorted(pools, key=lambda p: p.cfg.tier)
         self.top_tier = max(p.cfg.tier for p in pools)
         self.rules = routing.tier_rules(cfg, None)
@@ -261,6 +274,10 @@ class Engine:
         self._dirty_pools: dict[_PoolState, None] = {}
         self._calls: dict[str, _Call] = {}
         self._agents: dict[str, _Agent] = {}
+        # ids of calls that ended, newest last (bounded): a call never arrives, so never ends, twice
+        self._ended: OrderedDict[str, None] = OrderedDict()
+        # restored calls nothing has confirmed yet -> their grace timer (see reconcile_restored)
+        self._provisional: dict[str, Any] = {}
         self._setup(config)
 
     # ------------------------------------------------------------------ set-up
@@ -389,6 +406,8 @@ class Engine:
                      priority: int | None = None) -> list[Event]:
         if call_id in self._calls:
             raise DuplicateCall(f"call {call_id} is already known")
+        if call_id in self._ended:
+            raise DuplicateCall(f"call {call_id} has already ended")
         if queue not in self._queues:
             raise UnknownQueue(f"unknown queue {queue!r}")
         if priority is not None and not isinstance(priority, int):
@@ -403,6 +422,7 @@ class Engine:
         cat = self._categories.get(category or "") or self._categories.get(qs.cfg.default_category) \
             or self.config.categories[-1]
         if not callback and self._waiting_callers() >= self.config.acd.max_calls:
+            self._remember_ended(call_id)
             self._emit(CallEnded(now, call_id, queue, cat.name, cat.priority if priority is None else priority,
                                  OUTCOME_FALLBACK, 0.0, reason="capacity", emergency_plan=qs.plan_name))
             return
@@ -511,7 +531,7 @@ class Engine:
         else:
             self._dequeue(c)
         self._cancel_timers(c)
-        del self._calls[c.id]
+        self._forget(c)
         wait = now - c.arrived
         qs = self._queues[c.queue]
         self._emit(CallEnded(now, c.id, c.queue, c.category, c.priority, OUTCOME_ABANDONED, wait,
@@ -603,18 +623,22 @@ class Engine:
         return self._run("call_completed", self._complete, c, by, record={"call_id": call_id, "by": by})
 
     def _complete(self, c: _Call, by: str) -> None:
+        self._end_talking(c, OUTCOME_CALLED_BACK if c.callback else OUTCOME_ANSWERED, f"{by}-ended", aht=True)
+
+    def _end_talking(self, c: _Call, outcome: str, reason: str, aht: bool = False) -> None:
+        """A talking call ends: one CallEnded, its agent to wrap-up (or logged out, if that was asked)."""
         now = self.clock.seconds()
         a = self._agents[c.agent]
         ps = self._pools[a.pool]
         qs = self._queues[c.queue]
         talk = now - c.answered_at
-        del self._calls[c.id]
+        self._forget(c)
         self._cancel_timers(c)
         a.call = None
-        qs.aht += AHT_ALPHA * ((talk + ps.cfg.wrapup_s) - qs.aht)
-        self._emit(CallEnded(now, c.id, c.queue, c.category, c.priority,
-                             OUTCOME_CALLED_BACK if c.callback else OUTCOME_ANSWERED, c.answered_at - c.arrived,
-                             agent_id=a.id, pool=a.pool, tier=ps.cfg.tier, talk_s=talk, reason=f"{by}-ended",
+        if aht:
+            qs.aht += AHT_ALPHA * ((talk + ps.cfg.wrapup_s) - qs.aht)
+        self._emit(CallEnded(now, c.id, c.queue, c.category, c.priority, outcome, c.answered_at - c.arrived,
+                             agent_id=a.id, pool=a.pool, tier=ps.cfg.tier, talk_s=talk, reason=reason,
                              emergency_plan=c.plan, callback=c.callback))
         self._set_state(a, st.CALL_DONE)
         if a.logout_pending:
@@ -684,15 +708,21 @@ class Engine:
         self._leave_state(a)
         self._set_state(a, st.GO_NOT_READY, reason)
 
-    def agent_logged_out(self, agent_id: str, reason: str = "") -> list[Event]:
-        """Log an agent out.  Ringing: the call goes to the next agent.  Talking: once the call ends."""
+    def agent_logged_out(self, agent_id: str, reason: str = "", *, force: bool = False) -> list[Event]:
+        """Log an agent out.  Ringing: the call goes to the next agent.  Talking: once the call ends,
+        or at once with ``force`` (a supervisor freeing the agent): the call then ends ``admin-ended``."""
         a = self._agent(agent_id)
-        return self._run("agent_logged_out", self._agent_logged_out, a, str(reason)[:64],
-                         record={"agent_id": agent_id, "reason": reason})
+        record = {"agent_id": agent_id, "reason": reason}
+        if force:
+            record["force"] = True
+        return self._run("agent_logged_out", self._agent_logged_out, a, str(reason)[:64], bool(force),
+                         record=record)
 
-    def _agent_logged_out(self, a: _Agent, reason: str) -> None:
+    def _agent_logged_out(self, a: _Agent, reason: str, force: bool = False) -> None:
         if a.state == ON_CALL:
             a.logout_pending = True
+            if force:
+                self._end_talking(self._calls[a.call], OUTCOME_ADMIN, f"agent logged out: {reason}"[:64])
             return
         if a.state == OFFERED:
             c = self._calls[a.call]
@@ -717,6 +747,152 @@ class Engine:
         if a is not None and a.state == WRAPUP:
             a.timer = None
             self._to_ready(a, st.WRAPUP_DONE, "")
+
+    # ------------------------------------ reconciliation: ends the ACD decides itself
+    #
+    # The switch (AGI sessions, the h extension, Dial results) and the seats are the truth about
+    # calls and agents; the engine's picture is a belief.  After a restore (standby takeover, restart
+    # after a crash) every call is provisional until one of them confirms it; one that nothing
+    # confirms within the grace ends ``lost-on-restart``.  The same machinery ends calls at a clean
+    # shutdown (``acd-shutdown``) and at a supervisor's request (``admin-ended``).  Every end goes
+    # through _forget, and an ended id can never arrive again: a call ends exactly once.
+
+    def reconcile_restored(self, grace_s: float) -> list[Event]:
+        """Make every restored call provisional (call once, right after :meth:`restore`).
+
+        A call with a line (waiting, ringing, talking; a callback being placed) must be confirmed
+        by :meth:`call_confirmed` or :meth:`agent_confirmed` within ``grace_s`` or it ends
+        ``lost-on-restart``; its agent then goes to wrap-up or ready like after any call.  A
+        callback still waiting holds no line (nothing could confirm it) and stays.  Returns no
+        events; the verdicts come later, from the timers, on the injected clock.
+        """
+        grace = float(grace_s)
+        if not grace >= 0.0 or grace == float("inf"):
+            raise EngineError("the restore grace is a finite number of seconds >= 0")
+        return self._run(None, self._reconcile_restored, grace)
+
+    def _reconcile_restored(self, grace: float) -> None:
+        for c in sorted(self._calls.values(), key=lambda c: c.seq):
+            if c.callback and c.state == WAITING:
+                continue
+            if c.id not in self._provisional:
+                self._provisional[c.id] = self._call_later(grace, self._provisional_expired, c.id)
+
+    def provisional_calls(self) -> list[str]:
+        """Restored calls nothing has confirmed yet."""
+        return list(self._provisional)
+
+    def call_confirmed(self, call_id: str) -> list[Event]:
+        """The switch still has this call (its AGI session resumed, its agent answered): keep it.
+        Unknown or already confirmed calls: nothing to do."""
+        if call_id not in self._provisional:
+            return []
+        return self._run("call_confirmed", self._confirm, call_id, record={"call_id": call_id})
+
+    def _confirm(self, call_id: str) -> None:
+        t = self._provisional.pop(call_id, None)
+        if t is not None:
+            t.stop()
+
+    def agent_confirmed(self, agent_id: str) -> list[Event]:
+        """The agent's seat is back (resumed after a takeover): the call it rings or talks on is real."""
+        a = self._agents.get(agent_id)
+        if a is None or a.call is None or a.call not in self._provisional:
+            return []
+        return self._run("call_confirmed", self._confirm, a.call, record={"call_id": a.call})
+
+    def _provisional_expired(self, call_id: str) -> None:
+        self._provisional.pop(call_id, None)
+        c = self._calls.get(call_id)
+        if c is not None:
+            self._end(c, OUTCOME_LOST, "not-confirmed-after-restore")
+
+    def end_call(self, call_id: str, outcome: str = OUTCOME_ADMIN, reason: str = "") -> list[Event]:
+        """End a call in any state with one of the ACD's own outcomes (admin-ended, acd-shutdown,
+        lost-on-restart).  Ringing: the offer is withdrawn without a miss.  Talking: the agent
+        goes to wrap-up (or is logged out, if that was pending)."""
+        c = self._calls.get(call_id)
+        if c is None:
+            raise UnknownCall(call_id)
+        if outcome not in END_OUTCOMES:
+            raise EngineError(f"end_call outcome must be one of {sorted(END_OUTCOMES)}; got {outcome!r}")
+        return self._run("end_call", self._end, c, outcome, str(reason)[:64],
+                         record={"call_id": call_id, "outcome": outcome, "reason": reason})
+
+    def end_all_calls(self, outcome: str = OUTCOME_SHUTDOWN, reason: str = "") -> list[Event]:
+        """End every call (a clean shutdown): waiting ones first, so no freed agent is offered one."""
+        if outcome not in END_OUTCOMES:
+            raise EngineError(f"end_all_calls outcome must be one of {sorted(END_OUTCOMES)}; got {outcome!r}")
+        if not self._calls:
+            return []
+        return self._run("end_all_calls", self._end_all, outcome, str(reason)[:64],
+                         record={"outcome": outcome, "reason": reason})
+
+    def _end_all(self, outcome: str, reason: str) -> None:
+        rank = {WAITING: 0, RINGING: 1, TALKING: 2}
+        for c in sorted(self._calls.values(), key=lambda c: (rank.get(c.state, 3), c.seq)):
+            if c.id in self._calls:
+                self._end(c, outcome, reason)
+
+    def _end(self, c: _Call, outcome: str, reason: str) -> None:
+        if c.state == TALKING and c.agent in self._agents:
+            self._end_talking(c, outcome, reason)
+            return
+        now = self.clock.seconds()
+        agent = None
+        if c.state == RINGING and c.agent in self._agents:
+            agent = self._agents[c.agent]
+            self._offer_over(c, agent, CANCELLED)
+        else:
+            self._dequeue(c)
+        self._cancel_timers(c)
+        self._forget(c)
+        self._emit(CallEnded(now, c.id, c.queue, c.category, c.priority, outcome, now - c.arrived, reason=reason,
+                             emergency_plan=c.plan, callback=c.callback))
+        if agent is not None:
+            self._match_agent(agent)
+
+    def call_not_queued(self, call_id: str, queue: str, outcome: str, *, reason: str = "",
+                        wait_s: float = 0.0) -> list[Event]:
+        """A call that ended before it reached a queue (shed by admission control, or the caller
+        hung up during the greeting): one CallEnded, so it too gets its CDR.  No state is kept."""
+        if call_id in self._calls or call_id in self._ended:
+            raise DuplicateCall(f"call {call_id} is already known")
+        if queue not in self._queues:
+            raise UnknownQueue(f"unknown queue {queue!r}")
+        if outcome not in NOT_QUEUED_OUTCOMES:
+            raise EngineError(f"call_not_queued outcome must be one of {sorted(NOT_QUEUED_OUTCOMES)}; got {outcome!r}")
+        if not isinstance(wait_s, int | float) or isinstance(wait_s, bool) or not 0.0 <= wait_s < 86400.0:
+            raise EngineError("wait_s must be a number of seconds in [0, 86400)")
+        return self._run("call_not_queued", self._call_not_queued, call_id, queue, outcome, str(reason)[:64],
+                         float(wait_s), record={"call_id": call_id, "queue": queue, "outcome": outcome,
+                                                "reason": reason, "wait_s": wait_s})
+
+    def _call_not_queued(self, call_id, queue, outcome, reason, wait_s) -> None:
+        qs = self._queues[queue]
+        cat = self._categories.get(qs.cfg.default_category) or self.config.categories[-1]
+        self._remember_ended(call_id)
+        self._emit(CallEnded(self.clock.seconds(), call_id, queue, cat.name, cat.priority, outcome, wait_s,
+                             short_abandon=outcome == OUTCOME_ABANDONED and wait_s < SHORT_ABANDON_S,
+                             reason=reason, emergency_plan=qs.plan_name))
+
+    def has_ended(self, call_id: str) -> bool:
+        """This engine saw the call end (among the last ENDED_REMEMBERED)."""
+        return call_id in self._ended
+
+    def _forget(self, c: _Call) -> None:
+        del self._calls[c.id]
+        self._remember_ended(c.id)
+        if self._provisional:
+            t = self._provisional.pop(c.id, None)
+            if t is not None:
+                t.stop()
+
+    def _remember_ended(self, call_id: str) -> None:
+        ended = self._ended
+        ended[call_id] = None
+        if len(ended) > ENDED_REMEMBERED:
+            ended.popitem(last=False)
 
     # ------------------------------------------------------ admin and lenders
 
@@ -757,6 +933,7 @@ class Engine:
         now = self.clock.seconds()
         previous = qs.plan_name
         qs.set_plan(plan)
+        qs.plan_by, qs.plan_at = (by, now) if plan is not None else (None, None)
         self._emit(EmergencyChanged(now, qs.cfg.name, plan, previous, by))
         self._dirty_queues[qs] = None
         for entry in list(qs.order):
@@ -849,7 +1026,8 @@ class Engine:
             queues.append({
                 "name": qs.cfg.name, "waiting": waiting, "callbacks_waiting": callbacks,
                 "oldest_wait_s": 0.0 if oldest is None else now - oldest,
-                "ewt_s": self._queue_ewt(qs), "emergency": qs.plan_name, "overflow_tier": qs.queue_level,
+                "ewt_s": self._queue_ewt(qs), "emergency": qs.plan_name, "emergency_by": qs.plan_by,
+                "emergency_since": qs.plan_at, "overflow_tier": qs.queue_level,
                 "aht_s": qs.aht,
             })
         pools = []
@@ -1014,13 +1192,14 @@ class Engine:
         qs = self._queues[c.queue]
         if c.callback and c.cb_attempts >= MAX_CALLBACK_ATTEMPTS:
             self._cancel_timers(c)
-            del self._calls[c.id]
-            self._emit(CallEnded(now, c.id, c.queue, c.category, c.priority, OUTCOME_ABANDONED, now - c.arrived,
-                                 reason="callback-failed", emergency_plan=c.plan, callback=True))
+            self._forget(c)
+            self._emit(CallEnded(now, c.id, c.queue, c.category, c.priority, OUTCOME_CALLBACK_FAILED,
+                                 now - c.arrived, reason=f"{c.cb_attempts} attempts", emergency_plan=c.plan,
+                                 callback=True))
             return False
         if c.overdue:
             self._cancel_timers(c)
-            del self._calls[c.id]
+            self._forget(c)
             self._emit(CallEnded(now, c.id, c.queue, c.category, c.priority, OUTCOME_FALLBACK, now - c.arrived,
                                  reason="max-wait", emergency_plan=c.plan))
             return False
@@ -1282,7 +1461,7 @@ class Engine:
         now = self.clock.seconds()
         self._dequeue(c)
         self._cancel_timers(c)
-        del self._calls[c.id]
+        self._forget(c)
         self._emit(CallEnded(now, c.id, c.queue, c.category, c.priority, OUTCOME_FALLBACK, now - c.arrived,
                              reason="max-wait", emergency_plan=c.plan))
 
@@ -1371,10 +1550,13 @@ class Engine:
         return {
             "version": SNAPSHOT_VERSION, "t": self.clock.seconds(), "seq": self._seq, "offer_seq": self._offer_seq,
             "agent_seq": self._agent_seq, "tseq": self._tseq,
-            "queues": {n: {"plan": qs.plan_name, "aht": qs.aht, "queue_level": qs.queue_level}
+            "queues": {n: {"plan": qs.plan_name, "aht": qs.aht, "queue_level": qs.queue_level,
+                           "plan_by": qs.plan_by, "plan_at": qs.plan_at}
                        for n, qs in self._queues.items()},
             "pools": {n: {"home_waiting": ps.home_waiting, "home_at": ps.home_at} for n, ps in self._pools.items()},
             "agents": agents, "calls": calls,
+            # the newest ended ids: a call that ended just before a takeover cannot arrive again
+            "ended": list(islice(reversed(self._ended), SNAPSHOT_ENDED))[::-1],
         }
 
     @classmethod
@@ -1387,6 +1569,26 @@ class Engine:
         engine._dirty_queues.clear()  # the snapshot's overflow levels are already settled
         engine._dirty_pools.clear()
         return engine
+
+    @classmethod
+    def carry_over(cls, config: Config, clock, snapshot: dict) -> Engine:
+        """A clean start after a clean stop: a new, empty engine that keeps only what must outlive
+        the calls -- each queue's emergency plan, with who switched it on and when -- and the ids
+        of the calls that ended (so a caller resuming one of them is not taken as a new call)."""
+        engine = cls(config, clock)
+        for call_id in snapshot.get("ended", ()):
+            engine._remember_ended(call_id)
+        for name, q in (snapshot.get("queues") or {}).items():
+            qs = engine._queues.get(name)
+            if qs is not None and q.get("plan") is not None and q["plan"] in qs.cfg.emergency_plans:
+                qs.set_plan(q["plan"])
+                qs.plan_by, qs.plan_at = q.get("plan_by"), q.get("plan_at")
+        return engine
+
+    def carried_over(self) -> dict[str, dict]:
+        """The emergency plans in force: queue -> {plan, by, since}."""
+        return {n: {"plan": qs.plan_name, "by": qs.plan_by, "since": qs.plan_at}
+                for n, qs in self._queues.items() if qs.plan_name is not None}
 
     def _teardown(self) -> None:
         for c in self._calls.values():
@@ -1402,6 +1604,8 @@ class Engine:
         self._offer_seq = snap["offer_seq"]
         self._agent_seq = snap["agent_seq"]
         self._tseq = snap["tseq"]
+        for call_id in snap.get("ended", ()):
+            self._remember_ended(call_id)
         arm: list[tuple[int, float, Callable, tuple, Callable]] = []  # armed below in creation order
         for name, q in snap["queues"].items():
             qs = self._queues.get(name)
@@ -1409,6 +1613,7 @@ class Engine:
                 continue
             if q["plan"] is not None and q["plan"] in qs.cfg.emergency_plans:
                 qs.set_plan(q["plan"])
+                qs.plan_by, qs.plan_at = q.get("plan_by"), q.get("plan_at")
             qs.aht = q["aht"]
             qs.queue_level = min(q.get("queue_level", 0), qs.top_tier)
         for name, p in snap["pools"].items():
@@ -1482,7 +1687,8 @@ class Engine:
     _INPUTS = {
         "call_arrived", "choice_made", "callback_requested", "caller_hung_up", "offer_answered", "offer_failed",
         "call_completed", "agent_logged_in", "agent_ready", "agent_not_ready", "agent_logged_out",
-        "wrapup_ended", "home_load_reported", "emergency_set",
+        "wrapup_ended", "home_load_reported", "emergency_set", "call_confirmed", "end_call", "end_all_calls",
+        "call_not_queued",
     }
 
     def apply_input(self, record: dict) -> list[Event]:
@@ -1496,4 +1702,6 @@ class Engine:
             return method(args.pop("call_id"), args.pop("queue"), **args)
         if name == "agent_logged_in":
             return method(args.pop("agent_id"), args.pop("pool"), **args)
+        if name == "call_not_queued":
+            return method(args.pop("call_id"), args.pop("queue"), args.pop("outcome"), **args)
         return method(**args)

@@ -44,7 +44,16 @@ OUTCOME_ANSWERED = "answered"
 OUTCOME_ABANDONED = "abandoned"
 OUTCOME_CALLED_BACK = "called-back"
 OUTCOME_FALLBACK = "fallback"
-OUTCOMES = (OUTCOME_ANSWERED, OUTCOME_ABANDONED, OUTCOME_CALLED_BACK, OUTCOME_FALLBACK)
+# Outcomes the switch did not decide: the ACD ended the call itself (docs/routing.md, *Reconciliation*).
+OUTCOME_SHED = "shed"  # refused by admission control before it reached a queue
+OUTCOME_LOST = "lost-on-restart"  # restored after a takeover or restart; nothing confirmed it within the grace
+OUTCOME_SHUTDOWN = "acd-shutdown"  # in progress when the ACD stopped cleanly
+OUTCOME_ADMIN = "admin-ended"  # ended by a supervisor through the admin API
+# a callback whose attempts all failed: a row of the callback (origin_call_id: the abandoned call
+# it calls back), not one more abandoned call
+OUTCOME_CALLBACK_FAILED = "callback-failed"
+OUTCOMES = (OUTCOME_ANSWERED, OUTCOME_ABANDONED, OUTCOME_CALLED_BACK, OUTCOME_FALLBACK,
+            OUTCOME_SHED, OUTCOME_LOST, OUTCOME_SHUTDOWN, OUTCOME_ADMIN, OUTCOME_CALLBACK_FAILED)
 
 SHORT_ABANDON_S = 5.0
 

@@ -207,6 +207,14 @@ class CallControl:
         self.setups = 0
         self._unsubscribe = engine.subscribe(self._engine_event)
 
+    def end_calls(self, outcome: str = "acd-shutdown", reason: str = "clean stop") -> int:
+        """A clean stop that hands nothing over: every call the engine has ends now (one CDR
+        each, outcome ``acd-shutdown``), before :meth:`close` drops the sessions."""
+        n = len(self.engine.calls())
+        if n:
+            self.engine.end_all_calls(outcome, reason)
+        return n
+
     def close(self) -> None:
         """Stop: drop every session without reporting (another ACD takes the calls over)."""
         self.stopping = True
@@ -250,6 +258,9 @@ class CallControl:
             call_id = opts.resume
             self._take_over(call_id)
             known = self.engine.call_info(call_id)
+            if known is not None:
+                # the switch still has the call: a restored (provisional) call is real
+                self._confirm(call_id)
             if known is not None and known.get("agent_id"):
                 agent = self.engine.agent_info(known["agent_id"]) or {}
                 known = dict(known, endpoint=agent.get("endpoint"),
@@ -300,9 +311,15 @@ class CallControl:
         if orphan is not None and orphan[1].active():
             orphan[1].cancel()
 
+    def _confirm(self, call_id: str) -> None:
+        confirm = getattr(self.engine, "call_confirmed", None)
+        if confirm is not None:
+            self._report_engine("call_confirmed", {"call_id": call_id}, None)
+
     def _one_shot(self, session: AgiSession, input_name: str, **args) -> None:
         """The Dial U() gosub: report the agent's answer, close at once (08c: the dialplan goes on)."""
         if all(_ID.match(v or "") for v in args.values()):
+            self._confirm(args["call_id"])  # the agent answered it: the switch has the call
             self._report_engine(input_name, args, None)
         session.close()
 

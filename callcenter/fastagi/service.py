@@ -4,15 +4,27 @@
 ``acd.listen.fastagi_port`` for Asterisk (``agi://HOST:PORT/hotline``) and,
 when ``acd.agi_secret`` is set, on ``acd.listen.agi_relay_port`` (default: the
 next port) for the classic pyst2 relay scripts.  Port 0 picks a free
-port (tests).  Stopping drops every session without reporting outcomes: the
-calls are handed over to the next ACD, which resumes them by call id.
+port (tests).  Stopping with a shared Redis drops every session without reporting
+outcomes: the calls are handed over to the next ACD, which resumes them by call
+id.  Stopping with the embedded Redis (no standby can exist) ends every call
+first, outcome ``acd-shutdown`` (:func:`handing_over`).
 """
 
 from __future__ import annotations
 
 from twisted.internet import defer
+from twisted.logger import Logger
 
 from .server import AgiFactory, CallControl
+
+log = Logger(namespace="callcenter.fastagi")
+
+
+def handing_over(acd) -> bool:
+    """Does a clean stop hand the calls over to another ACD?  ``acd.hand_over_on_stop``
+    (callcenter/app.py: only with a shared Redis, where a standby can take over; with the
+    embedded Redis no standby can exist, so the calls end; docs/failover.md)."""
+    return bool(getattr(acd, "hand_over_on_stop", True))
 
 
 class FastAgiSubsystem:
@@ -64,6 +76,10 @@ class FastAgiSubsystem:
 
     def stop(self):
         if self.control is not None:
+            if not handing_over(self.acd):
+                n = self.control.end_calls()
+                if n:
+                    log.info("clean stop: ended {n} call(s) in progress (outcome acd-shutdown)", n=n)
             self.control.close()
         ds = [defer.maybeDeferred(p.stopListening) for p in self._ports]
         self._ports = []

@@ -113,7 +113,15 @@ class RecordBuilder:
 
     # -- engine events ---------------------------------------------------------
 
+    def already_closed(self, call_ids) -> None:
+        """Calls whose CDR is already in the database (loaded at start): a second end of one of
+        them -- a ghost restored from an old snapshot, a late hang-up report -- writes nothing."""
+        for call_id in call_ids:
+            self.closed.put(call_id, 0)
+
     def feed(self, e: ev.Event) -> list[Op]:
+        if type(e) is ev.CallEnded and e.call_id in self.closed:
+            return []  # a call ends once: the first end is kept, with its one terminal queue_log line
         ops: list[Op] = [(QUEUE_LOG, line) for line in self.queue_log.lines(e)]
         handler = getattr(self, "_" + type(e).__name__, None)
         if handler is not None:

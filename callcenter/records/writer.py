@@ -48,7 +48,7 @@ from collections import OrderedDict, deque
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, insert, update
+from sqlalchemy import Engine, bindparam, insert, select, update
 from sqlalchemy import exc as sa_exc
 from twisted.logger import Logger
 
@@ -70,6 +70,25 @@ MAX_CALLER_HASHES = 50_000
 # Statements built once: SQLAlchemy's compiled cache then makes each batch an executemany.
 _INSERTS = {name: insert(table) for name, table in TABLES.items()}
 _UPDATES: dict[tuple[str, ...], Any] = {}
+
+
+_KEEP_FIRST: dict[str, Any] = {}
+
+
+def _insert_keep_first(dialect: str):
+    """INSERT INTO cdr that keeps the row already there for the same call_id (a call ends once:
+    a second end never replaces, nor fails the batch of, the first)."""
+    stmt = _KEEP_FIRST.get(dialect)
+    if stmt is None:
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        elif dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        else:
+            return _INSERTS["cdr"]
+        stmt = _KEEP_FIRST[dialect] = dialect_insert(TABLES["cdr"]).on_conflict_do_nothing(
+            index_elements=["call_id"])
+    return stmt
 
 
 def _update_cdr(cols: tuple[str, ...]):
@@ -329,6 +348,7 @@ class RecordsWriter:
     def _loop(self) -> None:
         if self._engine is None:
             self._engine = make_engine(self.url)
+        self._load_closed()
         deadline = None
         delay = self.retry_initial_s
         down_since = None
@@ -390,6 +410,22 @@ class RecordsWriter:
             self.buffered_gauge.set(self.buffered)
         self._notify_idle()
         self.buffered_gauge.set(self.buffered)
+
+    def _load_closed(self) -> None:
+        """Before the first event: the newest CDRs' call ids, so that no call already recorded
+        (before a crash or restart) gets a second CDR or terminal queue_log line.  If the
+        database is down now, the UNIQUE cdr.call_id still keeps the first CDR (_write_db)."""
+        try:
+            if self.migrate_first and not self.migrated:
+                migrate(self.url, engine=self._engine)
+                self.migrated = True
+            cdr = TABLES["cdr"]
+            with self._engine.connect() as conn:
+                rows = conn.execute(select(cdr.c.call_id).order_by(cdr.c.ended_at.desc())
+                                    .limit(self.builder.MAX_REMEMBERED)).scalars().all()
+            self.builder.already_closed(reversed(rows))
+        except Exception as exc:  # noqa: BLE001 -- the write loop reports the outage
+            self.log.warn("records: could not read the recent CDRs at start ({err})", err=_short(exc))
 
     def _notify_idle(self) -> None:
         with self._idle:
@@ -500,7 +536,8 @@ class RecordsWriter:
                     n += 1
                 for name in TABLE_ORDER:
                     if rows.get(name):
-                        conn.execute(_INSERTS[name], rows[name])
+                        stmt = _insert_keep_first(conn.dialect.name) if name == "cdr" else _INSERTS[name]
+                        conn.execute(stmt, rows[name])
                         n += len(rows[name])
                 # one executemany per set of updated columns, in order of first appearance
                 grouped: dict[tuple[str, ...], list[dict]] = {}

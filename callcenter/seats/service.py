@@ -19,7 +19,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from .server import SEAT_PATH, SeatServer
-from .session import Account
+from .session import Account, SeatLimits
 
 __all__ = ["SeatSubsystem", "make_subsystem"]
 
@@ -92,6 +92,7 @@ class SeatSubsystem:
             save_wrapup=(lambda rec: save(**rec)) if save else None,
             demo_call_control=self.demo, server_name=acd.config.acd.name,
             token_secret=acd.config.acd.seat_token_secret,
+            limits=SeatLimits(grace_s=acd.config.acd.restore_grace_s),
         )
         self._port = None
         self.listening: list[tuple[str, str]] = []

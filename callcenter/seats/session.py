@@ -553,6 +553,9 @@ class SeatCore:
                 return [Close(c.id, CLOSE_POLICY, "too many bad tokens")]
             return self._err(c, s.BAD_TOKEN, "no such session (expired or logged out); log in again", msg)
         out = self._claim_orphan(sess.agent_id) + self._detach_for_takeover(sess)
+        # the seat is back: the call the engine has it ringing or talking on is real (a restored
+        # call is provisional until the switch or the seat confirms it; docs/failover.md)
+        out.append(EngineInput("agent_confirmed", (sess.agent_id,), {}))
         sess.conn, sess.detached_at = c.id, None
         c.agent_id = sess.agent_id
         call = s.CallView(call_id=sess.call_id, phase=sess.call_phase) if sess.call_id and sess.call_phase else None

@@ -77,6 +77,8 @@ class _Tally:
             self.abandoned += 1
             if r.short_abandon:
                 self.short_abandoned += 1
+        elif o == "callback-failed":  # a caller's callback never reached them: not served, as abandoned
+            self.abandoned += 1
         elif o == "fallback":
             self.fallback += 1
         else:

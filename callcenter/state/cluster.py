@@ -207,8 +207,10 @@ class LocalCluster:
         lease_ttl_s: float = 3.0,
         keys: StateKeys = DEFAULT_KEYS,
         seat_robots: bool = False,
+        acd_overrides: dict | None = None,
     ):
         self.directory = Path(directory)
+        self.acd_overrides = dict(acd_overrides or {})  # extra ``acd:`` config keys for every ACD
         self.redis = EmbeddedRedis(self.directory / "redis")
         self.n = acds
         self.agents = agents
@@ -236,6 +238,7 @@ class LocalCluster:
                 database_url=self.database_url,
                 tls=tls,
             )
+            acd.config_dict["acd"].update(self.acd_overrides)
             self.acds.append(acd)
             acd.start()
             if i == 0:

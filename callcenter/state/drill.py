@@ -58,6 +58,7 @@ class DrillOptions:
     call_deadline_s: float = 120.0
     kill_pid: int | None = None
     kill_at_s: float | None = None
+    kill_signal: int = signal.SIGKILL  # SIGTERM: a clean stop
     health_urls: list[str] = field(default_factory=list)
     seed: int = 1
     uid_base: int = 1_800_000_000
@@ -173,6 +174,8 @@ class _Drill:
         result = None
         attempt = 0
         rounds = 0
+        served_sessions = 0
+        served_after_kill = 0
         try:
             while result is None:
                 if self.reactor.seconds() - started > opts.call_deadline_s or rounds >= opts.max_rounds:
@@ -191,10 +194,14 @@ class _Drill:
                 env = environment(request=f"agi://{host}:{port}/{request}", uniqueid=uid, network_script=request)
                 state["acd"] = idx
                 replies_before = len(ch.record.replies)
+                session_at = self.reactor.seconds()
                 rec = yield FastAgiCall(self.reactor, ch, env).connect(host, port)
                 served = len(ch.record.replies) > replies_before
                 if served:
                     self.stats.sessions += 1
+                    served_sessions += 1
+                    if self.stats.kill_at is not None and session_at >= self.stats.kill_at:
+                        served_after_kill += 1
                     if resumed:
                         self.stats.resumes += 1
                         if self.stats.kill_at is not None and self.stats.first_resumed_after_kill is None:
@@ -220,7 +227,9 @@ class _Drill:
         if state["answered_at"] is not None:
             self.stats.answer_latency.append(state["answered_at"] - started)
         self.stats.results[uid] = result
-        self.stats.details[uid] = [result, round(self.now(), 3), state["acd"]]
+        # [result, ended at (s after start), the ACD index it was last on, AGI sessions an ACD served,
+        #  of which begun after the kill]
+        self.stats.details[uid] = [result, round(self.now(), 3), state["acd"], served_sessions, served_after_kill]
 
     # -- the drill ------------------------------------------------------------
 
@@ -228,7 +237,7 @@ class _Drill:
     def killer(self):
         opts = self.opts
         yield deferLater(self.reactor, opts.kill_at_s, lambda: None)
-        os.kill(opts.kill_pid, signal.SIGKILL)
+        os.kill(opts.kill_pid, opts.kill_signal)
         self.stats.kill_at = self.reactor.seconds()
         if opts.health_urls:
             yield self._watch_health()
@@ -390,6 +399,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=30.0)
     p.add_argument("--kill-pid", type=int)
     p.add_argument("--kill-at", type=float)
+    p.add_argument("--kill-signal", choices=["KILL", "TERM"], default="KILL",
+                   help="SIGKILL (a crash, default) or SIGTERM (a clean stop)")
+    p.add_argument("--max-rounds", type=int, default=20,
+                   help="rounds over the ACD addresses a caller tries (Wait(0.5) after each) before the fallback")
     p.add_argument("--health", action="append", default=[], help="healthz URL of a standby (failover time)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--uid-base", type=int, default=1_800_000_000)
@@ -404,6 +417,8 @@ def main(argv: list[str] | None = None) -> int:
         duration_s=args.duration,
         kill_pid=args.kill_pid,
         kill_at_s=args.kill_at,
+        kill_signal=signal.SIGTERM if args.kill_signal == "TERM" else signal.SIGKILL,
+        max_rounds=args.max_rounds,
         health_urls=args.health,
         seed=args.seed,
         uid_base=args.uid_base,

@@ -86,6 +86,11 @@ class StateKeys:
     def seq(self) -> str:
         return f"{self.prefix}:seq"
 
+    @property
+    def clean(self) -> str:
+        """Set by a clean stop that handed nothing over: the next start begins clean."""
+        return f"{self.prefix}:clean"
+
 
 DEFAULT_KEYS = StateKeys()
 

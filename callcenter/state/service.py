@@ -30,7 +30,7 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from callcenter import metrics
@@ -186,6 +186,9 @@ class StateService:
                 await d
             except Exception:
                 log.warn("could not write the last state changes to Redis before stopping")
+            else:
+                if not getattr(self.acd, "hand_over_on_stop", True):
+                    await self._mark_clean()
         if self.store is not None:
             self.store.stop_writing()
         d = self.keeper.stop()  # an active releases the lease: the standby takes over at once
@@ -204,21 +207,53 @@ class StateService:
             # stopped while still a standby: let the app's start sequence end
             self._ready.callback(None)
 
+    async def _mark_clean(self) -> None:
+        """Nothing is handed over (the calls ended acd-shutdown): the next start begins clean."""
+        marker = {"at": self.reactor.seconds(), "by": self.holder}
+        d = self.state_runner(self.journal.mark_clean, marker)
+        d.addTimeout(1.0, self.reactor)
+        try:
+            await d
+            log.info("live state marked clean: the next start restores nothing but the emergency plans")
+        except Exception:
+            log.warn("could not mark the live state clean; the next start restores it (calls reconciled)")
+
     # -- lease callbacks ---------------------------------------------------
 
     def _lease_acquired(self, token: int) -> None:
         acquired_at = self.reactor.seconds()
-        d = self.state_runner(self.journal.load)
+        d = self.state_runner(self._load_and_unmark)
         d.addCallback(self._state_loaded, token, acquired_at)
         d.addErrback(self._load_failed)
+
+    def _load_and_unmark(self) -> tuple:
+        """(snapshot, journal, seq, clean-stop marker); the marker is removed: from now on a crash
+        of this ACD is not a clean stop (writer thread)."""
+        clean = self.journal.clean_stop()
+        loaded = self.journal.load()
+        if clean is not None:
+            self.journal.clear_clean()
+        return (*loaded, clean)
 
     def _state_loaded(self, loaded: tuple, token: int, acquired_at: float) -> defer.Deferred | None:
         if self.keeper is None or self.keeper.role != ACTIVE or self.keeper.token != token:
             return None
-        doc, records, seq = loaded
+        doc, records, seq = loaded[:3]
+        clean = loaded[3] if len(loaded) > 3 else None
         from callcenter.engine import Engine
 
-        engine = load_engine(Engine, self.acd.config, self.reactor, doc, records) if doc else self.acd.engine
+        config = self.acd.config
+        fresh = clean is not None and doc is not None and not getattr(self.acd, "restore_after_clean_stop", False)
+        if fresh:
+            # a clean stop is a clean start: only the emergency plans carry over (docs/failover.md)
+            engine = Engine.carry_over(config, self.reactor, load_engine(Engine, config, task.Clock(), doc,
+                                                                         records).snapshot())
+        elif doc:
+            engine = load_engine(Engine, config, self.reactor, doc, records)
+            # everything restored is provisional until the switch or a seat confirms it
+            engine.reconcile_restored(config.acd.restore_grace_s)
+        else:
+            engine = self.acd.engine
         install_engine(self.acd, engine)
         self.store = StateStore(
             engine,
@@ -237,7 +272,16 @@ class StateService:
             "restored_agents": len(engine.agents()),
             "replayed_inputs": len(records),
             "snapshot_age_s": (acquired_at - doc["taken_at"]) if doc else None,
+            "clean_start": fresh,
+            "last_clean_stop": clean,
+            "carried_over": engine.carried_over() if hasattr(engine, "carried_over") else {},
         }
+        if fresh:
+            log.info("clean start: the last stop ({by}) was clean; restored nothing but the emergency plans "
+                     "(serve --restore restores everything)", by=clean.get("by", "?"))
+        for queue, plan in self.takeover["carried_over"].items():
+            log.warn("queue {queue}: emergency plan {plan} still on (switched on by {by}), carried over",
+                     queue=queue, plan=plan["plan"], by=plan["by"] or "?")
         first = self.store.flushed()
         first.addTimeout(max(1.0, self.ttl_s), self.reactor)
         first.addBoth(self._first_write_done, token)

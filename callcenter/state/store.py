@@ -125,6 +125,20 @@ class RedisJournal:
             token, base_seq, new_seq, None if snapshot is None else _dumps(snapshot), [_dumps(r) for r in records]
         )
 
+    def clean_stop(self) -> dict | None:
+        """The marker of the last clean stop (None: the last active crashed, or handed over)."""
+        raw = self.client.get(self.keys.clean)
+        try:
+            return json.loads(raw) if raw else None
+        except ValueError:
+            return None
+
+    def mark_clean(self, marker: dict) -> None:
+        self.client.set(self.keys.clean, _dumps(marker))
+
+    def clear_clean(self) -> None:
+        self.client.delete(self.keys.clean)
+
     def load(self) -> tuple[dict | None, list[dict], int]:
         """(snapshot document or None, journal records, seq), read atomically."""
         k = self.keys

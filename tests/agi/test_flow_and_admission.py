@@ -79,6 +79,29 @@ def test_dead_channel_511_reports_the_hangup_once():
     assert f.connection_lost() == []  # already settled: no second report
 
 
+def test_a_caller_gone_during_the_greeting_gets_one_end_before_queue():
+    """Every call gets one CDR: a hang-up before call_arrived is reported as call_not_queued."""
+    f = InboundCall(FlowOptions(greeting="cc-welcome"), call_id="c1", caller_masked="138****5678")
+    f.start()
+    acts = reply(f, "200 result=0")  # ANSWER
+    while f.outstanding and f.outstanding[0] != "prompt":
+        acts = reply(f, "200 result=1")
+    acts = reply(f, "200 result=-1")  # the greeting ends with a hang-up: probe it
+    assert sends(acts) == ["CHANNEL STATUS"]
+    acts = reply(f, "511 Command Not Permitted on a dead channel or intercept routine")
+    reports = [(a.input, a.args.get("outcome"), a.args.get("reason")) for a in acts if isinstance(a, Report)]
+    assert reports == [("call_not_queued", "abandoned", "before-queue")]
+    assert f.connection_lost() == []  # one end only
+
+
+def test_a_link_lost_before_queue_reports_the_end_once():
+    f = InboundCall(FlowOptions(greeting="cc-welcome"), call_id="c1")
+    f.start()
+    acts = f.connection_lost()
+    assert [(a.input, a.args["outcome"]) for a in acts if isinstance(a, Report)] == [("call_not_queued", "abandoned")]
+    assert f.connection_lost() == []
+
+
 def test_token_bucket_sheds_and_recovers_on_the_clock():
     clock = Clock()
     adm = Admission(clock, max_calls=100, max_setups_per_s=10)
@@ -114,5 +137,7 @@ class ShedTest(unittest.TestCase):
         for r in shed:
             self.assertIn('STREAM FILE cc-sorry-busy ""', r.commands)
             self.assertTrue(r.dialplan_continued)
-        self.assertEqual(len(self.world.ended), 1)
+        # every call has its one end: the admitted caller abandoned, the shed ones "shed"
+        outcomes = sorted(e[0].outcome for e in self.world.ended.values())
+        self.assertEqual(outcomes, ["abandoned", "shed", "shed", "shed"])
         self.assertEqual(self.world.sub.control.admission.shed, 3)

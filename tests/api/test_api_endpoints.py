@@ -192,8 +192,8 @@ def test_forced_logout_sends_the_offered_call_to_the_next_agent(acd):
     for agent in ("o1", "o2"):
         acd.engine("agent_logged_in", agent, "own", endpoint=f"PJSIP/{agent}")
         acd.engine("agent_ready", agent)
-    acd.engine("call_arrived", "c1", "quiet")
-    assert acd.http("GET", "/api/v1/calls/c1", token=VIEWER).body["agent_id"] == "o1"  # longest idle
+    acd.engine("call_arrived", "f1", "quiet")
+    assert acd.http("GET", "/api/v1/calls/f1", token=VIEWER).body["agent_id"] == "o1"  # longest idle
     assert acd.http("POST", "/api/v1/agents/o1/logout", token=VIEWER).status == 403
 
     reply = acd.http("POST", "/api/v1/agents/o1/logout", token=SUPERVISOR, body={"reason": "seat frozen"})
@@ -201,15 +201,15 @@ def test_forced_logout_sends_the_offered_call_to_the_next_agent(acd):
     assert (reply.body["state"], reply.body["previous_state"]) == ("logged-out", "offered")
     assert (reply.body["call"]["state"], reply.body["call"]["agent_id"]) == ("offered", "o2")
     assert acd.http("GET", "/api/v1/agents/o1", token=VIEWER).status == 404
-    assert acd.http("GET", "/api/v1/agents/o2", token=VIEWER).body["call_id"] == "c1"
+    assert acd.http("GET", "/api/v1/agents/o2", token=VIEWER).body["call_id"] == "f1"
     (entry,) = acd.audit(expect=before + 1)[before:]
     assert (entry["what"], entry["details"]["reason"], entry["details"]["call_id"]) == (
         "agent-logged-out o1",
         "seat frozen",
-        "c1",
+        "f1",
     )
     assert acd.http("POST", "/api/v1/agents/o1/logout", token=SUPERVISOR).status == 404
-    acd.engine("caller_hung_up", "c1")
+    acd.engine("caller_hung_up", "f1")
     acd.engine("agent_logged_out", "o2")
 
 

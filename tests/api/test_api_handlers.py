@@ -177,6 +177,41 @@ def test_logout_of_an_agent_on_a_call_is_pending_until_the_call_ends(world):
     assert world.engine.agent_info("a1") is None
 
 
+def test_forced_logout_frees_an_agent_on_a_call_at_once(world):
+    ended = []
+    world.engine.subscribe(lambda e: ended.append(e) if e.kind == "CallEnded" else None)
+    world.engine.agent_logged_in("a1", "own")
+    world.engine.agent_ready("a1")
+    world.engine.call_arrived("c1", "quiet")
+    world.engine.offer_answered("c1", "a1")
+    r = world.ask("POST", "/v1/agents/a1/logout", SUPERVISOR, body={"reason": "ghost call", "force": True})
+    assert r.status == 200 and (r.body["state"], r.body["logout_pending"]) == ("logged-out", False)
+    assert world.engine.agent_info("a1") is None
+    assert [(e.call_id, e.outcome) for e in ended] == [("c1", "admin-ended")]
+    assert world.audit[-1].detail["force"] is True
+    assert world.ask("POST", "/v1/agents/a1/logout", SUPERVISOR, body={"force": "yes"}).status == 400
+
+
+def test_end_call_ends_a_stuck_call_once_audited(world):
+    ended = []
+    world.engine.subscribe(lambda e: ended.append(e) if e.kind == "CallEnded" else None)
+    world.engine.agent_logged_in("a1", "own")
+    world.engine.agent_ready("a1")
+    world.engine.call_arrived("c1", "quiet")
+    world.engine.offer_answered("c1", "a1")
+    assert world.ask("POST", "/v1/calls/c1/end", VIEWER, body={"reason": "x"}).status == 403
+    assert world.ask("POST", "/v1/calls/c1/end", SUPERVISOR, body={}).status == 400
+    r = world.ask("POST", "/v1/calls/c1/end", SUPERVISOR, body={"reason": "switch has no such channel"})
+    assert r.status == 200
+    assert (r.body["outcome"], r.body["previous_state"], r.body["agent_id"]) == ("admin-ended", "talking", "a1")
+    assert world.engine.agent_info("a1")["state"] == "wrap-up"
+    assert [(e.outcome, e.reason) for e in ended] == [("admin-ended", "by night-supervisor: switch has no such channel")]
+    entry = world.audit[-1]
+    assert (entry.action, entry.target, entry.detail["reason"]) == ("call-ended", "c1", "switch has no such channel")
+    assert world.ask("POST", "/v1/calls/c1/end", SUPERVISOR, body={"reason": "again"}).status == 404
+    assert len(ended) == 1
+
+
 def test_status_turns_an_unbounded_wait_into_null(world):
     world.engine.call_arrived("c1", "quiet")
     r = world.ask("GET", "/v1/status", VIEWER)

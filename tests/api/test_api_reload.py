@@ -64,8 +64,8 @@ def test_reload_that_would_strand_agents_is_refused(acd):
 
 
 def test_reload_good_file_is_swapped_in_without_dropping_calls(acd):
-    acd.engine("call_arrived", "c1", "hotline")
-    acd.engine("call_arrived", "c2", "hotline")
+    acd.engine("call_arrived", "r1", "hotline")
+    acd.engine("call_arrived", "r2", "hotline")
     raw = make_config()
     raw["queues"].append(
         {"name": "vaccines", "pools": ["own"], "emergency_plans": {"rush": {"all_tiers_at_once": True}}}
@@ -76,7 +76,7 @@ def test_reload_good_file_is_swapped_in_without_dropping_calls(acd):
     assert reply.status == 200, reply
     assert reply.body["reloaded"] is True and "vaccines" in reply.body["queues"] and reply.body["needs_restart"] == []
     # the calls kept their places
-    assert [acd.http("GET", f"/api/v1/calls/{c}", token=SUPERVISOR).body["position"] for c in ("c1", "c2")] == [1, 2]
+    assert [acd.http("GET", f"/api/v1/calls/{c}", token=SUPERVISOR).body["position"] for c in ("r1", "r2")] == [1, 2]
     # the new config is the running one: its queue and plan exist, the removed token is refused
     reply = acd.http("PUT", "/api/v1/queues/vaccines/emergency", token=SUPERVISOR, body={"plan": "rush"})
     assert reply.status == 200

@@ -179,15 +179,40 @@ def test_rows_the_database_refuses_are_set_aside_and_the_rest_written(migrated_d
     w = make_writer()
     run = CallRun(clock, writer=w)
     run.run(2)
-    bad = next(e for e in run.events if isinstance(e, ev.CallEnded))
-    w.event_emitted(bad)  # a duplicate call end: its CDR violates the primary key
+    w.audit_logged("someone", "odd", {"not json": object()})  # rows the database cannot take
     run.run(2)
     assert w.wait_written(20)
     assert count(db, m.CallRecord) == 4
     saved = [json.loads(x) for x in w.rejected_path.read_text().splitlines()]
-    assert len(saved) == 1 and saved[0]["input"]["call_id"] == bad.call_id
+    assert len(saved) == 1 and saved[0]["ops"][0][2]["who"] == "someone"
     assert w.dropped == 1 and metrics.value("callcenter_records_dropped_events_total") == 1
     assert any("refused" in e for e in w.capture.errors())
+
+
+def test_a_second_end_of_a_call_keeps_the_first(migrated_db, make_writer, clock):
+    """A call ends once: a repeated CallEnded (a ghost restored from an old snapshot, a late
+    hang-up report) adds no CDR and no terminal queue_log line, in this run or after a restart."""
+    db = migrated_db
+    w = make_writer()
+    run = CallRun(clock, writer=w)
+    run.run(2)
+    first = next(e for e in run.events if isinstance(e, ev.CallEnded))
+    w.event_emitted(first)
+    w.event_emitted(ev.CallEnded(clock.seconds() + 9, first.call_id, first.queue, first.category, first.priority,
+                                 ev.OUTCOME_LOST, 1.0, reason="ghost"))
+    assert w.wait_written(20)
+    w.stop()
+    again = make_writer()  # a restart: the first end is in the database only
+    again.event_emitted(ev.CallEnded(clock.seconds() + 10, first.call_id, first.queue, first.category,
+                                     first.priority, ev.OUTCOME_LOST, 1.0, reason="ghost"))
+    assert again.wait_written(20)
+    assert count(db, m.CallRecord) == 2 and again.dropped == 0 and w.dropped == 0
+    with Session(db.engine) as s:
+        assert s.get(m.CallRecord, first.call_id).outcome == first.outcome
+    assert again.queue_log_path == w.queue_log_path
+    lines = [x for x in w.queue_log_path.read_text().splitlines()
+             if f"|{first.call_id}|" in x and x.split("|")[4] in ("COMPLETECALLER", "COMPLETEAGENT", "ABANDON")]
+    assert len(lines) == 1, lines
 
 
 def test_writer_never_raises_into_the_engine(migrated_db, make_writer, clock):
