@@ -1,7 +1,10 @@
 """Shared start-up of the classic entry points (argument handling, secret, exit status).
 
-Dialplan arguments: ``AGI(<script>,<ACD relay addresses>,<request>[,category[,priority]])``,
-e.g. ``AGI(/opt/callcenter/agi_scripts/hotline_inbound.py,10.0.0.5:4574\\,10.0.0.6:4574,hotline?queue=hotline-12345,${CC_CATEGORY},${CC_PRIORITY})``.
+Dialplan arguments: ``AGI(<venv python>,<script>,<ACD relay addresses>,<request>[,category[,priority]])``,
+e.g. ``AGI(/opt/callcenter/.venv/bin/python,/opt/callcenter/agi_scripts/hotline_inbound.py,10.0.0.5:4574\\,10.0.0.6:4574,hotline?queue=hotline-12345,${CC_CATEGORY},${CC_PRIORITY})``.
+The interpreter is named as the program because the scripts need the virtualenv's packages
+(pyst2's ``asterisk``, ``callcenter``); run as themselves, ``#!/usr/bin/env python3`` finds the
+system Python and fails with ``No module named 'asterisk'`` (docs/agi.md).
 The shared secret comes from ``CALLCENTER_AGI_SECRET`` or the file named by
 ``CALLCENTER_AGI_SECRET_FILE`` (default /etc/callcenter/agi-secret), never the dialplan.
 """

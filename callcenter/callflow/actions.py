@@ -7,10 +7,16 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True, slots=True)
 class Send:
-    """Write this AGI command (bytes ending in LF); its reply comes back to the flow in order."""
+    """Write this AGI command (bytes ending in LF); its reply comes back to the flow in order.
+
+    The flow emits a Send only when no command is in flight (res_agi runs one
+    at a time and never reads lines pipelined at idle, callflow.base), except
+    ``interrupt``: the line that deliberately stops a running WAIT FOR DIGIT.
+    """
 
     command: bytes
     tag: str
+    interrupt: bool = False
 
 
 @dataclass(frozen=True, slots=True)

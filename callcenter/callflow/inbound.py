@@ -37,7 +37,7 @@ import math
 from collections import deque
 from dataclasses import replace
 
-from callcenter.agi.protocol import Reply
+from callcenter.agi.protocol import Reply, format_command
 from callcenter.engine.events import (
     CallAnswered,
     CallEnded,
@@ -46,8 +46,8 @@ from callcenter.engine.events import (
     PositionAnnounced,
 )
 
-from .actions import Note, Report
-from .base import INTERRUPTIBLE, FlowBase
+from .actions import Finish, Note, Report, Send
+from .base import INTERRUPT, INTERRUPTIBLE, FlowBase
 from .options import FlowOptions
 
 DIAL_RESULTS = {
@@ -61,6 +61,8 @@ DIAL_RESULTS = {
 }
 
 _ENDPOINT_OK = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_/@.:+-")
+
+MAX_STRIKES = 4  # unexplained -1s / impossible replies in a row before the call is given up
 
 # results of the flow, written to CC_RESULT for the dialplan
 ANSWERED = "answered"
@@ -77,7 +79,25 @@ class _PendingOffer:
         self.agent_id, self.endpoint, self.ring_timeout_s = agent_id, endpoint, ring_timeout_s
 
 
-def dial_data(endpoint: str, timeout_s: int, moh: str, call_id: str, agent_id: str, extra: str = "") -> str:
+MAX_DIAL_TIMEOUT_S = 600.0
+
+
+def dial_timeout(ring_timeout_s: float, margin_s: float) -> str:
+    """Dial's ring timeout, fraction kept: ``14.5`` for 15 s less 0.5 s.
+
+    Asterisk 22's Dial reads it with ``sscanf("%30lf")`` and needs it > 0
+    (apps/app_dial.c, dial_exec_full; its doc: "The timeouts need not be whole
+    numbers; both arguments accept fractional seconds").  Bounded to
+    [1 s, 600 s] and to milliseconds, which is what Dial keeps (``tmp * 1000``).
+    """
+    t = ring_timeout_s - margin_s
+    if not math.isfinite(t):
+        t = MAX_DIAL_TIMEOUT_S
+    t = min(MAX_DIAL_TIMEOUT_S, max(1.0, round(t, 3)))
+    return f"{t:.3f}".rstrip("0").rstrip(".")
+
+
+def dial_data(endpoint: str, timeout_s, moh: str, call_id: str, agent_id: str, extra: str = "") -> str:
     """``Dial`` data: ring with music on hold for the caller, U() reports the answer."""
     return f"{endpoint},{timeout_s},m({moh})U(cc-agent-answered^{call_id}^{agent_id}){extra}"
 
@@ -116,16 +136,18 @@ class InboundCall(FlowBase):
         # an engine has (or had) this call, so its end is recorded there; until then an end here
         # must be reported with call_not_queued, or the call would have no CDR
         self.accounted = False
+        self.strikes = 0  # consecutive replies real Asterisk would not give (bounded: MAX_STRIKES)
+        self.moh_failed = False
+        self._missing_file = False
+        self.gave_up: str | None = None
 
     # ------------------------------------------------------------ inputs
 
-    def start(self) -> list:
+    def on_start(self) -> list:
         self.stage = "answer"
         return [self._send("answer", "ANSWER")]
 
-    def engine_event(self, ev) -> list:
-        if self.finished:
-            return []
+    def on_engine_event(self, ev) -> list:
         if isinstance(ev, CallOffered):
             if ev.callback:
                 return []  # a callback is placed by the callback flow, not on this line
@@ -155,7 +177,7 @@ class InboundCall(FlowBase):
             return []
         return []
 
-    def report_refused(self, input_name: str, error: Exception) -> list:
+    def on_report_refused(self, input_name: str, error: Exception) -> list:
         """The engine refused one of our reports (its state is unchanged)."""
         acts: list = [Note(f"engine refused {input_name} for {self.call_id}: {error}", "warn")]
         if input_name == "call_arrived":
@@ -168,6 +190,34 @@ class InboundCall(FlowBase):
         if self.idle and not self.finishing and not self.finished and self.stage != "answer":
             acts.extend(self.advance())
         return acts
+
+    def give_up(self, why: str) -> list:
+        """The peer keeps answering what Asterisk never would: end the call, bounded (issue 16 item 7).
+
+        The link can no longer be trusted to pair replies with commands, so no more
+        round trips: report the end (``call_dropped``: the fallback takes the caller),
+        write ``CC_RESULT=fallback`` without waiting for its reply, and close.
+        """
+        if self.finished:
+            return []
+        acts: list = [Note(f"giving up on the AGI link of {self.call_id}: {why}", "warn")]
+        if self.call_live and not self.callback_chosen:
+            self.call_live = False
+            acts.append(Report("call_dropped", {"call_id": self.call_id, "reason": "agi-error"}))
+        self.finishing = self.result = FALLBACK
+        self.finished = True
+        self.gave_up = why
+        self._queued.clear()
+        acts += [Send(format_command("SET VARIABLE", "CC_RESULT", FALLBACK), "final", interrupt=True),
+                 Finish(FALLBACK)]
+        return acts
+
+    def _strike(self, what: str) -> list:
+        """One reply Asterisk would not send here; MAX_STRIKES in a row end the call."""
+        self.strikes += 1
+        if self.strikes >= MAX_STRIKES:
+            return self.give_up(f"{self.strikes} unexpected replies in a row (last: {what})")
+        return []
 
     def connection_lost(self) -> list:
         """The AGI link is gone for good (after any resume grace): settle the outcome."""
@@ -197,6 +247,8 @@ class InboundCall(FlowBase):
     # ------------------------------------------------------------ replies
 
     def on_reply(self, tag: str, r: Reply) -> list:
+        if r.code in (510, 520):  # we only write valid commands: the peer is not in step with us
+            return self._strike(f"{tag} answered {r.code}")
         handler = getattr(self, f"_r_{tag}", None)
         return handler(r) if handler else []
 
@@ -253,42 +305,77 @@ class InboundCall(FlowBase):
             return [Report("offer_failed", {"call_id": self.call_id, "agent_id": k.get("agent_id"),
                                             "result": "cancelled"}),
                     self._send("ignore", "SET VARIABLE", "CC_PHASE", "holding")]
+        if phase.startswith("dialing:"):
+            # a Dial ran while no ACD held the call, and this ACD cannot settle it from its state:
+            # if it was answered the conversation is over, and must not be queued again
+            return [self._send("orphan_dial", "GET VARIABLE", "DIALSTATUS")]
         self.stage = "greeting"  # unknown to this ACD: join again (the place is lost)
         return [Note(f"resume of {self.call_id}: not known here, joining the queue again")]
 
+    def _r_orphan_dial(self, r: Reply) -> list:
+        if (r.data or "").strip().upper() == "ANSWER":
+            self.stage = "done"
+            return [Note(f"resume of {self.call_id}: its conversation took place while no ACD held it; "
+                         "done")] + self._finish(ANSWERED)
+        self.stage = "greeting"
+        return [Note(f"resume of {self.call_id}: not known here, joining the queue again")]
+
+    def _minus_one(self, tag: str, r: Reply) -> list:
+        """Every -1 is confirmed with CHANNEL STATUS (06b: -1 is not always a hang-up)."""
+        # STREAM FILE of a missing file answers -1 endpos=0 with the caller still there (01b)
+        self._missing_file = tag == "prompt" and r.extra.get("endpos") == "0"
+        return [self._send("probe", "CHANNEL STATUS")]
+
+    def _clean(self) -> list:
+        self.strikes = 0
+        return []
+
     def _r_prompt(self, r: Reply) -> list:
         if r.result_int == -1:
-            return [self._send("probe", "CHANNEL STATUS")]
+            return self._minus_one("prompt", r)
         if r.digit:
             self.playlist.clear()
             self.choice = r.digit
-        return []
+        return self._clean()
 
     _r_say = _r_prompt
 
     def _r_menu(self, r: Reply) -> list:
         if r.result_int == -1:
-            return [self._send("probe", "CHANNEL STATUS")]
+            return self._minus_one("menu", r)
         digits = (r.result or "").strip()
         cat = self.opts.menu_map.get(digits[:1]) if digits else None
         if cat:
             self.opts = replace(self.opts, category=cat)
-        return []
+        return self._clean()
 
     def _r_wfd(self, r: Reply) -> list:
         if r.result_int == -1:  # 07a: a hang-up during WAIT FOR DIGIT; confirm like every -1
-            return [self._send("probe", "CHANNEL STATUS")]
+            return self._minus_one("wfd", r)
+        if r.result_int == 1 and INTERRUPT not in self.in_flight:
+            # 01b: result=1 only when a line cut the wait short, and we wrote none: the replies
+            # are out of step with our commands (an extra reply earlier)
+            return self._strike("WAIT FOR DIGIT answered 1 though not interrupted")
         if r.digit:
             self.choice = r.digit
-        return []
+        return self._clean() if r.ok else self._strike(f"WAIT FOR DIGIT answered {r.code}")
 
     def _r_moh(self, r: Reply) -> list:
         self.moh_on = r.ok and r.result_int != -1
+        if not self.moh_on:
+            self.moh_failed = True  # hold in silence rather than ask again and again
+            return self._strike(f"StartMusicOnHold answered {r.code} {r.result}")
         return []
 
     def _r_probe(self, r: Reply) -> list:
         # 511 already set hung_up in FlowBase; 200 result=6 means the caller is still here
-        return []
+        if r.dead_channel:
+            return self._clean()
+        if not r.ok or r.result_int is None or not 0 <= r.result_int <= 7:
+            return self._strike(f"CHANNEL STATUS answered {r.code} {r.result}")
+        if self._missing_file:
+            return []  # a missing prompt: carry on (the playlist moves on)
+        return self._strike("-1 with the channel still up")
 
     def _r_dial(self, r: Reply) -> list:
         if not r.ok or r.result_int == -1:
@@ -405,7 +492,7 @@ class InboundCall(FlowBase):
             if ann.callback_offered and self.opts.callback_offer:
                 self.playlist.append(("prompt", "STREAM FILE", self.opts.callback_prompt, "12"))
             return self._play_next()
-        if not self.moh_on:
+        if not self.moh_on and not self.moh_failed:
             return [self._send("moh", "EXEC", "StartMusicOnHold", self.opts.moh)]
         return [self._send(INTERRUPTIBLE, "WAIT FOR DIGIT", self.opts.wait_ms)]
 
@@ -458,7 +545,7 @@ class InboundCall(FlowBase):
         self.dial_agent = ev.agent_id
         self.dial_live = True
         self.answered_reported = False
-        timeout = max(1, int(ev.ring_timeout_s - self.opts.dial_margin_s))
+        timeout = dial_timeout(ev.ring_timeout_s, self.opts.dial_margin_s)
         if self.moh_on:
             acts.append(self._send("ignore", "EXEC", "StopMusicOnHold"))
             self.moh_on = False

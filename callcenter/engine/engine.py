@@ -544,6 +544,36 @@ class Engine:
         if agent is not None:
             self._match_agent(agent)
 
+    def call_dropped(self, call_id: str, reason: str = "agi-error") -> list[Event]:
+        """Call control gave up on the call's AGI link (the peer kept breaking the protocol).
+
+        The dialplan's fallback takes the caller (``CC_RESULT=fallback``), so a waiting or
+        ringing call ends as ``fallback`` with ``reason``; a call already talking is complete.
+        """
+        c = self._calls.get(call_id)
+        if c is None:
+            raise UnknownCall(call_id)
+        return self._run("call_dropped", self._call_dropped, c, reason,
+                         record={"call_id": call_id, "reason": reason})
+
+    def _call_dropped(self, c: _Call, reason: str) -> None:
+        if c.state == TALKING:
+            self._complete(c, "caller")
+            return
+        now = self.clock.seconds()
+        agent = None
+        if c.state == RINGING:
+            agent = self._agents[c.agent]
+            self._offer_over(c, agent, CANCELLED)
+        else:
+            self._dequeue(c)
+        self._cancel_timers(c)
+        del self._calls[c.id]
+        self._emit(CallEnded(now, c.id, c.queue, c.category, c.priority, OUTCOME_FALLBACK, now - c.arrived,
+                             reason=reason[:40], emergency_plan=c.plan, callback=c.callback))
+        if agent is not None:
+            self._match_agent(agent)
+
     # ----------------------------------------------------------- offer inputs
 
     def _current_offer(self, call_id: str, agent_id: str) -> tuple[_Call, _Agent]:
@@ -1685,7 +1715,8 @@ class Engine:
     # ------------------------------------------------------------- journal
 
     _INPUTS = {
-        "call_arrived", "choice_made", "callback_requested", "caller_hung_up", "offer_answered", "offer_failed",
+        "call_arrived", "choice_made", "callback_requested", "caller_hung_up", "call_dropped", "offer_answered",
+        "offer_failed",
         "call_completed", "agent_logged_in", "agent_ready", "agent_not_ready", "agent_logged_out",
         "wrapup_ended", "home_load_reported", "emergency_set", "call_confirmed", "end_call", "end_all_calls",
         "call_not_queued",

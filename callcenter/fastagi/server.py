@@ -24,6 +24,7 @@ from twisted.logger import Logger
 from callcenter import metrics
 from callcenter.agi.protocol import AgiReader, EnvironmentReceived, HangupReceived, ProtocolError, Reply
 from callcenter.callflow import BadRequest, Finish, FlowOptions, InboundCall, Note, Report, Send
+from callcenter.callflow.base import INTERRUPT, INTERRUPT_GUARD_S, INTERRUPTIBLE, NUDGE_AFTER_S
 from callcenter.engine import EngineError
 from callcenter.engine.events import CallEnded, CallOffered
 from callcenter.masking import caller_hash, mask_number
@@ -35,6 +36,9 @@ log = Logger(namespace="callcenter.fastagi")
 
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 IDLE_ENV_TIMEOUT_S = 10.0  # a peer that connects and never sends its environment is dropped
+# A call writes a few commands a second at most (the hold loop one per WAIT FOR DIGIT); a peer that
+# answers everything at once would otherwise spin a flow at full speed (issue 16 item 7).
+MAX_COMMANDS_PER_S = 100
 
 
 class AgiSession(Protocol):
@@ -55,6 +59,11 @@ class AgiSession(Protocol):
         self._nonce = b""
         self._pre = b""
         self._env_timer = None
+        self._wfd_written_at: float | None = None
+        self._held_interrupt = None  # a delayed call writing the interrupt (INTERRUPT_GUARD_S)
+        self._nudge_timer = None
+        self._window_start = 0.0
+        self._window_count = 0
 
     # ------------------------------------------------------------ Twisted
 
@@ -121,6 +130,7 @@ class AgiSession(Protocol):
     def connectionLost(self, reason=None) -> None:
         self.closed = True
         self._cancel_env_timer()
+        self._cancel_timers()
         self.control.session_lost(self)
 
     # ------------------------------------------------------------ shell
@@ -135,8 +145,7 @@ class AgiSession(Protocol):
             while self._pending:
                 act = self._pending.popleft()
                 if isinstance(act, Send):
-                    if not self.closed:
-                        self.transport.write(act.command)
+                    self._write(act)
                 elif isinstance(act, Report):
                     self.control.report(self, act)
                 elif isinstance(act, Finish):
@@ -145,10 +154,67 @@ class AgiSession(Protocol):
                     self.control.note(self, act)
         finally:
             self._running = False
+        self._watch_interrupt()
+
+    def _write(self, act: Send) -> None:
+        """Write one command.  The flow sends one at a time (callflow.base); an interrupt is held
+        back until the WAIT FOR DIGIT it cuts has been out INTERRUPT_GUARD_S, so Asterisk has
+        read() that line first (else both land in its stdio buffer and the interrupt is stranded)."""
+        if self.closed:
+            return
+        now = self.control.clock.seconds()
+        if act.tag == INTERRUPT and self._wfd_written_at is not None:
+            wait = self._wfd_written_at + INTERRUPT_GUARD_S - now
+            if wait > 0:
+                self._held_interrupt = self.control.clock.callLater(wait, self._write_held, act)
+                return
+        if act.tag == INTERRUPTIBLE:
+            self._wfd_written_at = now
+        self.transport.write(act.command)
+        self._count_command(now)
+
+    def _count_command(self, now: float) -> None:
+        """The backstop bound on every flow: more than MAX_COMMANDS_PER_S in a second ends the call."""
+        if now - self._window_start >= 1.0:
+            self._window_start, self._window_count = now, 0
+        self._window_count += 1
+        if self._window_count > MAX_COMMANDS_PER_S and self.flow is not None and not self.flow.finished:
+            metrics.AGI_PROTOCOL_ERRORS.inc()
+            self.control.protocol_errors += 1
+            self.run(self.flow.give_up(f"more than {MAX_COMMANDS_PER_S} commands in a second"))
+
+    def _write_held(self, act: Send) -> None:
+        self._held_interrupt = None
+        if not self.closed:
+            self.transport.write(act.command)
+
+    def _watch_interrupt(self) -> None:
+        """Arm the nudge timer while the wait has answered and its interrupt has not (callflow.base)."""
+        flow = self.flow
+        want = flow is not None and not self.closed and not flow.finished and flow.needs_nudge
+        if want and self._nudge_timer is None:
+            self._nudge_timer = self.control.clock.callLater(NUDGE_AFTER_S, self._nudge)
+        elif not want and self._nudge_timer is not None:
+            if self._nudge_timer.active():
+                self._nudge_timer.cancel()
+            self._nudge_timer = None
+
+    def _nudge(self) -> None:
+        self._nudge_timer = None
+        if self.flow is not None and not self.closed:
+            self.run(self.flow.nudge())
+
+    def _cancel_timers(self) -> None:
+        for name in ("_held_interrupt", "_nudge_timer"):
+            t = getattr(self, name)
+            if t is not None and t.active():
+                t.cancel()
+            setattr(self, name, None)
 
     def close(self) -> None:
         if not self.closed:
             self.closed = True
+            self._cancel_timers()
             self.transport.loseConnection()
 
     def _abort(self, why: str) -> None:
@@ -156,6 +222,7 @@ class AgiSession(Protocol):
         metrics.AGI_PROTOCOL_ERRORS.inc()
         log.warn("AGI session {call}: {why}; closing", call=self.call_id or "-", why=why)
         self.closed = True
+        self._cancel_timers()
         self.transport.loseConnection()
 
     def _cancel_env_timer(self) -> None:
@@ -275,7 +342,10 @@ class CallControl:
         masked = mask_number(number)
         if admitted and not opts.resume:
             self.setups += 1
-            self._register_caller(call_id, number)
+        if admitted:
+            # on a resume too: the channel still carries the number, and this ACD's records may
+            # never have seen the call queue (a standby's CDR needs the hash and the masked number)
+            self._register_caller(call_id, number, masked)
         flow = InboundCall(opts, call_id=call_id, caller_masked=masked, caller_number=number, known=known,
                            admitted=admitted)
         session.flow = flow
@@ -294,17 +364,17 @@ class CallControl:
         except (StopIteration, AttributeError, TypeError):
             return 15.0
 
-    def _register_caller(self, call_id: str, number: str) -> None:
+    def _register_caller(self, call_id: str, number: str, masked: str = "") -> None:
         rec = self.records
         fn = None
         if rec is not None:  # the records writer (issue 5) names it call_registered
-            fn = getattr(rec, "call_registered", None) or getattr(rec, "register_caller_hash", None)
+            fn = getattr(rec, "call_registered", None)
         if fn is None or not number or not self.caller_hash_key:
             return
         try:
-            fn(call_id, caller_hash(number, self.caller_hash_key))
+            fn(call_id, caller_hash(number, self.caller_hash_key), masked)
         except Exception:
-            log.failure("records: register_caller_hash failed for {call}", call=call_id)
+            log.failure("records: call_registered failed for {call}", call=call_id)
 
     def _take_over(self, call_id: str) -> None:
         orphan = self.orphans.pop(call_id, None)

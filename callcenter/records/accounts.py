@@ -26,6 +26,9 @@ from callcenter.records.models import Agent
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 # Asterisk dial strings: TECH/resource, e.g. PJSIP/1001, PJSIP/xian-trunk/8021, Local/1001@agents.
 ENDPOINT_RE = re.compile(r"^(PJSIP|SIP|IAX2|DAHDI|Local)/[A-Za-z0-9_.+:-]+(/[A-Za-z0-9_.+:-]+)?(@[A-Za-z0-9_.-]+)?$")
+# Local/<exten>@<context>[/<options>]: options n (no optimisation), j (jitter buffer), m (MOH
+# passthrough), b (bridge) (Asterisk core_local.c, "Local Channel Modifiers")
+LOCAL_ENDPOINT_RE = re.compile(r"^Local/[A-Za-z0-9_.+:-]+@[A-Za-z0-9_.-]+(/[njmb]{1,4})?$")
 MIN_PASSWORD = 8
 
 _default_hasher = PasswordHasher()
@@ -69,9 +72,11 @@ class AgentAccount:
 def validate_endpoint(endpoint: str | None) -> str | None:
     if endpoint in (None, ""):
         return None
+    if endpoint.startswith("Local/") and LOCAL_ENDPOINT_RE.match(endpoint):
+        return endpoint
     if not ENDPOINT_RE.match(endpoint):
         raise InvalidAccount(f"endpoint {endpoint!r}: expected TECH/resource like PJSIP/1001, "
-                             "PJSIP/xian-trunk/8021 or Local/1001@agents")
+                             "PJSIP/xian-trunk/8021, Local/1001@agents or Local/1001@agents/n")
     if endpoint.startswith("Local/") and "@" not in endpoint:
         raise InvalidAccount(f"endpoint {endpoint!r}: a Local channel needs @context (Local/1001@agents)")
     return endpoint

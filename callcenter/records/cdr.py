@@ -76,6 +76,7 @@ class RecordBuilder:
         self.queue_log = QueueLogMapper(queues_by_pool)
         self.calls: dict[str, _OpenCall] = {}
         self.hashes = _Lru(self.MAX_REMEMBERED)  # call_id -> caller hash (registered, open or recently closed)
+        self.masked = _Lru(self.MAX_REMEMBERED)  # call_id -> masked number, for calls this process never saw queue
         self.closed = _Lru(self.MAX_REMEMBERED)  # call_id -> seq of its last offer (CDR already emitted)
         self.late_offers: dict[tuple[str, str], dict] = {}  # (call, agent) -> offer still ringing at CallEnded
         self.agents: dict[str, tuple[str, str, str, float]] = {}  # agent -> (state, pool, reason, since)
@@ -84,10 +85,57 @@ class RecordBuilder:
 
     # -- inputs that are not engine events -----------------------------------
 
-    def call_registered(self, call_id: str, caller_hash: str) -> list[Op]:
+    def call_registered(self, call_id: str, caller_hash: str, caller_masked: str = "") -> list[Op]:
+        """Call control's caller facts: the keyed hash, and the masked number.
+
+        Call control registers them when the call arrives *and* when an ACD resumes
+        it (the channel still carries the number), so a standby that never saw the
+        call queue still writes a CDR with both (issue 14).
+        """
         self.hashes.put(call_id, caller_hash)
+        if caller_masked:
+            self.masked.put(call_id, caller_masked)
+            c = self.calls.get(call_id)
+            if c is not None and not c.caller_masked:
+                c.caller_masked = caller_masked
         if call_id in self.closed:
-            return [(UPDATE_CDR, call_id, {"caller_hash": caller_hash})]
+            values = {"caller_hash": caller_hash}
+            if caller_masked:
+                values["caller_masked"] = caller_masked
+            return [(UPDATE_CDR, call_id, values)]
+        return []
+
+    def calls_restored(self, snapshot: dict, tiers: dict[str, int]) -> list[Op]:
+        """This ACD took over: open the calls of the restored engine state (``Engine.snapshot()``).
+
+        Their CallQueued went to the ACD that died, so without this their CDRs
+        would be rebuilt from CallEnded alone: no masked number, arrival guessed
+        from the wait, no offer.  The snapshot carries what the CDR needs: the
+        masked number, arrival, answer time, choices, callback origin, and the
+        offer in progress (earlier offers' details died with the other ACD; the
+        current one keeps its attempt number as ``seq``).
+        """
+        agents = {a.get("id"): a for a in snapshot.get("agents") or []}
+        for c in snapshot.get("calls") or []:
+            cid = c.get("id")
+            if not cid or cid in self.calls or cid in self.closed:
+                continue
+            oc = _OpenCall(str(c.get("queue") or ""), str(c.get("category") or ""), int(c.get("priority") or 0),
+                           str(c.get("caller_masked") or self.masked.get(cid) or ""), float(c.get("arrived") or 0.0),
+                           bool(c.get("callback")), c.get("origin"))
+            oc.choices = [str(x)[:16] for x in c.get("choices") or []]
+            if c.get("answered_at") is not None:
+                oc.answered = float(c["answered_at"])
+            agent = agents.get(c.get("agent"))
+            if agent is not None and c.get("state") in ("offered", "talking") and c.get("offer_at") is not None:
+                talking = c.get("state") == "talking" and oc.answered is not None
+                oc.offers.append({
+                    "seq": max(1, int(c.get("attempt") or 1)), "agent_id": agent["id"], "pool": agent.get("pool"),
+                    "tier": int(tiers.get(agent.get("pool"), 0)), "offered_at": utc(float(c["offer_at"])),
+                    "result": ev.ANSWERED if talking else None,
+                    "ring_s": max(0.0, oc.answered - float(c["offer_at"])) if talking else 0.0,
+                })
+            self.calls[cid] = oc
         return []
 
     @staticmethod
@@ -187,7 +235,8 @@ class RecordBuilder:
     def _CallEnded(self, e: ev.CallEnded) -> list[Op]:
         c = self.calls.pop(e.call_id, None)
         if c is None:  # never saw it queue: rebuild what the end event tells
-            c = _OpenCall(e.queue, e.category, e.priority, "", e.t - e.wait_s - e.talk_s, e.callback)
+            c = _OpenCall(e.queue, e.category, e.priority, self.masked.get(e.call_id) or "",
+                          e.t - e.wait_s - e.talk_s, e.callback)
             if e.agent_id and e.outcome in (ev.OUTCOME_ANSWERED, ev.OUTCOME_CALLED_BACK):
                 c.answered = e.t - e.talk_s
         row = {

@@ -61,7 +61,7 @@ TABLES = {t.name: t for t in models.metadata.sorted_tables}
 # Parents before children (cdr before cdr_offers).
 TABLE_ORDER = [t.name for t in models.metadata.sorted_tables]
 
-_EVENT, _REGISTERED, _AUDIT, _OPEN_INTERVALS, _WRAPUP, _ORDER = range(6)
+_EVENT, _REGISTERED, _AUDIT, _OPEN_INTERVALS, _WRAPUP, _ORDER, _RESTORED = range(7)
 
 # Caller hashes kept for caller_hash_of(): live calls, plus headroom.  Far above the
 # calls one ACD has open at once; the oldest entry goes first when it is full.
@@ -231,15 +231,20 @@ class RecordsWriter:
 
     __call__ = event_emitted
 
-    def call_registered(self, call_id: str, caller_hash: str) -> None:
-        """Call control's hand-over of the caller's number hash (the engine never sees the number)."""
-        call_id, caller_hash = str(call_id), str(caller_hash)
+    def call_registered(self, call_id: str, caller_hash: str, caller_masked: str = "") -> None:
+        """Call control's hand-over of the caller's number hash (the engine never sees the number),
+        and of the masked number (for a call resumed here, whose CallQueued this process never saw)."""
+        call_id, caller_hash, caller_masked = str(call_id), str(caller_hash), str(caller_masked or "")[:32]
         with self._hashes_lock:
             self._caller_hashes[call_id] = caller_hash
             self._caller_hashes.move_to_end(call_id)
             while len(self._caller_hashes) > self.max_caller_hashes:
                 self._caller_hashes.popitem(last=False)
-        self._put(_Item(_REGISTERED, (call_id, caller_hash)))
+        self._put(_Item(_REGISTERED, (call_id, caller_hash, caller_masked)))
+
+    def calls_restored(self, snapshot: dict, tiers: dict[str, int]) -> None:
+        """This ACD took over with ``snapshot`` (Engine.snapshot()): its calls' CDR facts (cdr.py)."""
+        self._put(_Item(_RESTORED, (snapshot, dict(tiers))))
 
     def caller_hash_of(self, call_id: str) -> str | None:
         """The caller hash registered for a call still going (None: unknown or its CDR is written).
@@ -447,6 +452,8 @@ class RecordsWriter:
                 elif item.kind == _ORDER:
                     row, events = item.payload
                     item.ops = [(UPSERT, "work_orders", row), *((INSERT, "work_order_events", e) for e in events)]
+                elif item.kind == _RESTORED:
+                    item.ops = b.calls_restored(*item.payload)
                 else:
                     item.ops = b.open_intervals()
             except Exception as exc:  # our bug: keep the event for an operator, carry on

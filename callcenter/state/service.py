@@ -255,6 +255,10 @@ class StateService:
         else:
             engine = self.acd.engine
         install_engine(self.acd, engine)
+        writer = getattr(self.acd, "records", None)
+        if doc and writer is not None and hasattr(writer, "calls_restored"):
+            # the restored calls' CDR facts (masked number, arrival, offer): CallQueued went to the dead ACD
+            writer.calls_restored(engine.snapshot(), {p.name: p.tier for p in self.acd.config.pools})
         self.store = StateStore(
             engine,
             self.reactor,

@@ -10,8 +10,16 @@ transcripts show (tests/agi/transcripts, README summary table):
 * a caller hang-up: the running command answers ``-1`` first, then SIGHUP
   (classic) or an unprompted ``HANGUP`` line (FastAGI); nothing with
   ``AGISIGHUP=no``; ``AGIEXITONHANGUP=yes`` closes the pipes (04);
-* a command written while ``STREAM FILE``/``GET DATA`` runs aborts it with no
-  reply; while ``WAIT FOR DIGIT`` runs it answers ``200 result=1`` (01b);
+* how res_agi *reads* commands (res/res_agi.c ``run_agi``): the descriptor is
+  wrapped in a stdio stream (``fdopen`` + ``setlinebuf``) and one ``fgets`` runs
+  each time ``poll()`` finds the raw descriptor readable.  The first ``fgets``
+  ``read()``s every byte waiting, so lines written together while no command
+  runs stay in the stdio buffer and are never run until *new* bytes arrive
+  (README point 14): the session stalls exactly as Asterisk's does.  A line
+  arriving while ``STREAM FILE``/``SAY NUMBER``/``GET DATA`` runs aborts it with
+  no reply; while ``WAIT FOR DIGIT`` runs it answers ``200 result=1`` (01b,
+  point 7: those commands poll the raw descriptor).  Applications run by
+  ``EXEC`` (Dial, Wait, ...) do not watch it: the line waits until they return;
 * ``EXEC Dial``: DIALSTATUS ANSWER/NOANSWER/BUSY/CONGESTION/CHANUNAVAIL/CANCEL,
   ``-1`` when the agent hangs up first without ``g`` (06b), the ``U()``
   gosub run on answer; empty Dial variables after a failed Dial (01, 05);
@@ -48,6 +56,8 @@ GENERIC_USAGE = "520-Invalid command syntax.  Proper usage follows:\nUsage text.
 # every channel/media command answers 511 once the caller is gone (02, 03)
 DEAD_REFUSED = {"ANSWER", "CHANNEL STATUS", "WAIT FOR DIGIT", "STREAM FILE", "HANGUP", "SAY NUMBER", "GET DATA",
                 "CONTROL STREAM FILE", "RECORD FILE", "SAY DIGITS"}
+# commands that poll the AGI descriptor while they run, so a new line stops them (01b, point 7)
+INTERRUPTED_BY_INPUT = {"wfd", "stream", "say", "getdata"}
 KNOWN = ["CHANNEL STATUS", "GET FULL VARIABLE", "GET VARIABLE", "SET VARIABLE", "WAIT FOR DIGIT", "STREAM FILE",
          "SAY NUMBER", "GET DATA", "DATABASE PUT", "DATABASE GET", "DATABASE DEL", "ANSWER", "HANGUP", "NOOP",
          "VERBOSE", "EXEC"]
@@ -107,6 +117,8 @@ class CallRecord:
     hangup_lines: int = 0
     signals: int = 0
     dials: list[str] = field(default_factory=list)
+    interrupts: int = 0  # running media/wait commands stopped by a line from the program (01b)
+    unread: list[str] = field(default_factory=list)  # lines written but never run (pipelined at idle, point 14)
 
 
 class FakeChannel:
@@ -136,6 +148,9 @@ class FakeChannel:
         self.on_idle = None
         self._triggers: list = []
         self.moh = False
+        self._fd = b""  # bytes written to Asterisk's end of the descriptor, not read() yet
+        self._stdio = b""  # bytes res_agi's stdio stream has read() but fgets has not returned yet
+        self._polling = False
 
     # ------------------------------------------------------------ the caller
 
@@ -175,28 +190,70 @@ class FakeChannel:
             if kind == "stream":
                 pos = int(8000 * (self.clock.seconds() - st["t0"]) / self.speed) if self.speed else 0
                 line = f"200 result=-1 endpos={pos}\n"
-            self._complete(line)
+            self._complete(line, poll=False)
         if self.agisighup and self.signal_hangup is not None:
             self.record.signals += 1
             self.signal_hangup()
         if self.exit_on_hangup and self.close_pipes is not None:
             self.close_pipes()
+            return
+        self._poll()  # run_agi: needhup is handled (signal) before the next poll() and fgets
 
     # ------------------------------------------------------------ commands
 
-    def command(self, line: str) -> None:
-        """A command line from the AGI program (LF already removed; any CR kept, 01b)."""
-        self.record.commands.append(line)
+    def data_received(self, data: bytes) -> None:
+        """Bytes from the AGI program arrived on the descriptor (not read yet: see the module doc)."""
+        if not data:
+            return
+        self._fd += data
         if self._running is not None:
-            kind, st = self._running
-            # a new command aborts STREAM FILE / GET DATA without a reply; WAIT FOR DIGIT answers 1 (01b)
+            kind, _st = self._running
+            if kind not in INTERRUPTED_BY_INPUT:
+                return  # EXEC Dial/Wait/...: the line waits in the descriptor until the app returns
+            # ast_waitstream_full / ast_waitfordigit_full / ast_app_getdata_full saw the raw
+            # descriptor readable: STREAM FILE, SAY NUMBER and GET DATA stop with no reply,
+            # WAIT FOR DIGIT answers 1 (01b; res_agi.c handle_streamfile "don't print a result line")
             self._cancel_running()
+            self.record.interrupts += 1
             if kind == "wfd":
                 self._reply("200 result=1\n")
-            elif kind == "dial":  # not recorded; we never pipeline behind Dial
-                self._reply("200 result=-1\n")
-            elif kind == "say":
-                self._reply("200 result=0\n")
+        self._poll()
+
+    def _poll(self) -> None:
+        """run_agi's loop: while idle and poll() finds the descriptor readable, one fgets + one command."""
+        if self._polling:
+            return
+        self._polling = True
+        try:
+            while self._running is None and self._fd:
+                nl = self._stdio.find(b"\n")
+                if nl < 0:
+                    # fgets with an empty stdio buffer: read() takes everything waiting
+                    self._stdio += self._fd
+                    self._fd = b""
+                    nl = self._stdio.find(b"\n")
+                    if nl < 0:
+                        break  # fgets waits for the rest of the line
+                line, self._stdio = self._stdio[:nl], self._stdio[nl + 1:]
+                self.command(line.decode("utf-8", "surrogateescape"))  # only LF removed; CR kept (01b)
+        finally:
+            self._polling = False
+
+    def session_started(self) -> None:
+        """A new AGI() on this channel: a new descriptor and stdio stream (nothing carried over)."""
+        self._fd = b""
+        self._stdio = b""
+
+    @property
+    def unread(self) -> list[str]:
+        """Complete lines the program wrote that Asterisk has not run (stuck in the stdio buffer or fd)."""
+        return [ln.decode("utf-8", "surrogateescape") for ln in (self._stdio + self._fd).split(b"\n")[:-1]]
+
+    def command(self, line: str) -> None:
+        """Run one command line read by fgets while no command runs (LF already removed; any CR kept, 01b)."""
+        self.record.commands.append(line)
+        if self._running is not None:  # pragma: no cover - _poll only reads while idle
+            raise AssertionError(f"res_agi reads no command while {self._running[0]} runs")
         self._run_triggers(line)
         try:
             self._execute(line)
@@ -430,11 +487,13 @@ class FakeChannel:
             timer.cancel()
         self._running = None
 
-    def _complete(self, line: str) -> None:
+    def _complete(self, line: str, *, poll: bool = True) -> None:
         self._cancel_running()
         self._reply(line)
         if self.on_idle is not None:
             self.on_idle()
+        if poll:
+            self._poll()
 
     def _reply(self, text: str) -> None:
         self.record.replies.append(text)
@@ -445,6 +504,7 @@ class FakeChannel:
         self._cancel_running()
         r = self.record
         r.variables = dict(self.vars)
+        r.unread = self.unread
         r.exit_status = exit_status
         if self.dead:
             r.agistatus, r.dialplan_continued = "HANGUP", False
@@ -460,18 +520,6 @@ class _Usage(Exception):
         self.text = text
 
 
-class _LineSplitter:
-    def __init__(self, on_line):
-        self.buf = b""
-        self.on_line = on_line
-
-    def feed(self, data: bytes) -> None:
-        self.buf += data
-        while b"\n" in self.buf:
-            line, self.buf = self.buf.split(b"\n", 1)
-            self.on_line(line.decode("utf-8", "surrogateescape"))  # CR kept (01b)
-
-
 class _FastAgiClient(protocol.Protocol):
     def __init__(self, call: FastAgiCall):
         self.call = call
@@ -480,7 +528,7 @@ class _FastAgiClient(protocol.Protocol):
         self.call._connected(self)
 
     def dataReceived(self, data):
-        self.call.splitter.feed(data)
+        self.call.channel.data_received(data)
 
     def connectionLost(self, reason=None):
         self.call._lost()
@@ -495,7 +543,6 @@ class FastAgiCall:
         self.env = env_pairs
         self.split = split
         self.garbage = garbage
-        self.splitter = _LineSplitter(channel.command)
         self.done = defer.Deferred()
         self.proto = None
         self.closed_by_server = False
@@ -539,6 +586,7 @@ class FastAgiCall:
 
     def _connected(self, proto) -> None:
         self.proto = proto
+        self.channel.session_started()
         self.channel.write = self._write
         self.channel.signal_hangup = self._hangup_line
         proto.transport.write(self.garbage if self.garbage is not None else env_bytes(self.env))
@@ -573,7 +621,7 @@ class _ClassicProcess(protocol.ProcessProtocol):
         self.call._started(self)
 
     def outReceived(self, data):
-        self.call.splitter.feed(data)
+        self.call.channel.data_received(data)
 
     def errReceived(self, data):
         self.stderr += data
@@ -591,7 +639,6 @@ class ClassicAgiCall:
         self.env_pairs = env_pairs
         self.argv = argv
         self.proc_env = env
-        self.splitter = _LineSplitter(channel.command)
         self.done = defer.Deferred()
         self.proc = None
         self.started_at = None
@@ -605,6 +652,7 @@ class ClassicAgiCall:
 
     def _started(self, proc) -> None:
         self.proc = proc
+        self.channel.session_started()
         self.channel.write = self._write
         self.channel.signal_hangup = self._sighup
         self.channel.close_pipes = self._close_pipes

@@ -63,8 +63,10 @@ class Records:
     def __init__(self):
         self.registered: list[tuple[str, str]] = []
 
-    def call_registered(self, call_id, caller_hash):
+    def call_registered(self, call_id, caller_hash, caller_masked=""):
         self.registered.append((call_id, caller_hash))
+        self.masked = getattr(self, "masked", {})
+        self.masked[call_id] = caller_masked
 
 
 class AcdWorld:
@@ -144,7 +146,13 @@ def fastagi_call(world: AcdWorld, *, agents=None, request: str = "hotline?queue=
     env = environment(request=f"agi://127.0.0.1:{port}/{request}", uniqueid=uid, callerid=callerid,
                       network_script=request, args=args)
     call = FastAgiCall(reactor, ch, env, split=split, garbage=garbage)
-    return ch, call.connect("127.0.0.1", port), uid
+    return ch, call.connect("127.0.0.1", port).addCallback(_all_lines_read), uid
+
+
+def _all_lines_read(record):
+    """Every line the ACD wrote was run: none pipelined at idle (real res_agi never reads those, point 14)."""
+    assert record.unread == [], f"lines Asterisk would never read (pipelined): {record.unread}"
+    return record
 
 
 def classic_call(world: AcdWorld | None, *, addresses: str | None = None, agents=None, script="hotline_inbound.py",
@@ -157,10 +165,19 @@ def classic_call(world: AcdWorld | None, *, addresses: str | None = None, agents
     ch = FakeChannel(reactor, agents=agents or {}, answered_hook=answered_hook(hook_port), **chan_kw)
     path = str(SCRIPTS / script)
     args = (addresses, request, *extra_args)
-    env = environment(request=path, uniqueid=uid, callerid=callerid, args=args)
+    # the documented invocation (docs/agi.md): AGI(${CC_PYTHON},<script>,<relay>,<request>,...), the
+    # virtualenv's python as the program; Asterisk then passes the script as agi_arg_1 and argv[1]
+    python = agi_python()
+    env = environment(request=python, uniqueid=uid, callerid=callerid, args=(path, *args))
     proc_env = dict(os.environ, CALLCENTER_AGI_SECRET=SECRET)
-    call = ClassicAgiCall(reactor, ch, env, [sys.executable, path, *args], env=proc_env)
-    return ch, call.start(), uid
+    call = ClassicAgiCall(reactor, ch, env, [python, path, *args], env=proc_env)
+    return ch, call.start().addCallback(_all_lines_read), uid
+
+
+def agi_python() -> str:
+    """The interpreter the dialplan's CC_PYTHON names: the project's virtualenv python."""
+    venv = REPO / ".venv" / "bin" / "python"
+    return str(venv) if venv.exists() else sys.executable
 
 
 @defer.inlineCallbacks

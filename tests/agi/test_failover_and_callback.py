@@ -65,6 +65,10 @@ class FailoverTest(unittest.TestCase):
         self.assertEqual(rec2.variables["CC_RESULT"], "answered")
         self.assertEqual(second.outcome(uid), "answered")
         self.assertEqual(second.reserved_agents(), [])
+        # the standby's records never saw the call queue: call control registers the caller's hash
+        # and masked number on the resume too, so its CDR is complete (issue 14)
+        self.assertIn(uid, [c for c, _h in second.acd.records.registered])
+        self.assertEqual(second.acd.records.masked[uid], "138****5678")
 
     @defer.inlineCallbacks
     def test_acd_lost_during_dial_next_acd_settles_it_from_dialstatus(self):
@@ -89,6 +93,18 @@ class FailoverTest(unittest.TestCase):
         ch.hang_up()
         yield done
         self.assertEqual(self.first.outcome("unknown-call-7"), "abandoned")
+
+    @defer.inlineCallbacks
+    def test_resume_after_a_conversation_the_acd_does_not_know_is_not_queued_again(self):
+        # the old ACD died during Dial; the agent hung up; the ACD now asked has no record of the
+        # call (issue 14: such conversations heard "sorry, busy" and were queued again)
+        ch, done, uid = fastagi_call(self.first, request="hotline?resume=gone-call-8",
+                                     variables={"CC_PHASE": "dialing:a9", "DIALSTATUS": "ANSWER"})
+        rec = yield done
+        self.assertEqual(rec.variables["CC_RESULT"], "answered")
+        self.assertIsNone(self.first.engine.call_info("gone-call-8"))
+        self.assertNotIn("gone-call-8", self.first.ended)
+        self.assertFalse(any(c.startswith("EXEC StartMusicOnHold") for c in rec.commands))
 
 
 class CallbackTest(unittest.TestCase):

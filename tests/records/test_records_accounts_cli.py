@@ -178,3 +178,13 @@ class _Null:
 
     def inc(self, n=1):
         pass
+
+
+def test_endpoint_validator_accepts_local_channels_with_options():
+    # issue 14: e2e agents are Local/<exten>@<ctx>/n (n: no optimisation, Local channel modifiers)
+    for ok in ("Local/1001@agents/n", "Local/x@ctx/n", "Local/2001@agents", "Local/2001@agents/nj",
+               "PJSIP/xian-trunk/8021"):
+        assert accounts.validate_endpoint(ok) == ok
+    for bad in ("Local/1001/n", "Local/1001@agents/q", "Local/1001@agents/n/n", "Local/1001@ag ents/n"):
+        with pytest.raises(accounts.InvalidAccount):
+            accounts.validate_endpoint(bad)

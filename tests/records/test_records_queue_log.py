@@ -137,3 +137,45 @@ def test_builder_is_robust_to_missing_and_late_events():
     # events of unknown calls and odd transitions do not raise
     assert b.feed(ev.OfferEnded(T, "nope", "a9", "own", 0, ev.NO_ANSWER, 1.0)) == []
     b.feed(ev.AgentStateChanged(T, "a9", "own", ev.WRAPUP, ev.READY))
+
+
+def test_a_call_resumed_here_gets_its_caller_facts_in_the_cdr():
+    # issue 14: a standby never saw CallQueued; call control registers hash + masked number on resume
+
+    b = RecordBuilder()
+    assert b.call_registered("r1", "h1", "139****0005") == []
+    ops = b.feed(ev.CallEnded(100.0, "r1", "q", "other", 0, ev.OUTCOME_ABANDONED, 12.0))
+    row = next(op[2] for op in ops if op[0] == INSERT and op[1] == "cdr")
+    assert row["caller_masked"] == "139****0005" and row["caller_hash"] == "h1"
+    # registered only after the CDR was written: both are updated
+    b.feed(ev.CallEnded(101.0, "r2", "q", "other", 0, ev.OUTCOME_ABANDONED, 3.0))
+    assert b.call_registered("r2", "h2", "138****1234") == [
+        (UPDATE_CDR, "r2", {"caller_hash": "h2", "caller_masked": "138****1234"})]
+
+
+def test_calls_restored_from_a_snapshot_keep_their_cdr_facts():
+    # issue 14: the standby's CDRs of calls that crossed the failover had no masked number, no offer
+    snap = {
+        "agents": [{"id": "a1", "pool": "remote"}],
+        "calls": [
+            {"id": "t1", "queue": "q", "category": "medical", "priority": 5, "caller_masked": "139****0005",
+             "arrived": 50.0, "callback": False, "origin": None, "choices": ["1"], "state": "talking",
+             "agent": "a1", "offer_at": 60.0, "attempt": 2, "answered_at": 61.5},
+            {"id": "w1", "queue": "q", "category": "other", "priority": 0, "caller_masked": "138****1234",
+             "arrived": 70.0, "state": "waiting", "agent": None, "offer_at": None, "attempt": 0,
+             "answered_at": None},
+        ],
+    }
+    b = RecordBuilder()
+    assert b.calls_restored(snap, {"remote": 1}) == []
+    ops = b.feed(ev.CallEnded(71.5, "t1", "q", "medical", 5, ev.OUTCOME_ANSWERED, 10.0, agent_id="a1",
+                              pool="remote", tier=1, talk_s=10.0))
+    cdr = next(op[2] for op in ops if op[0] == INSERT and op[1] == "cdr")
+    offers = [op[2] for op in ops if op[0] == INSERT and op[1] == "cdr_offers"]
+    assert cdr["caller_masked"] == "139****0005"
+    assert cdr["arrival"] == utc(50.0) and cdr["answered_at"] == utc(61.5)
+    assert [(o["seq"], o["agent_id"], o["pool"], o["tier"], o["result"], o["ring_s"]) for o in offers] == [
+        (2, "a1", "remote", 1, "answered", 1.5)]
+    ops = b.feed(ev.CallEnded(80.0, "w1", "q", "other", 0, ev.OUTCOME_ABANDONED, 10.0))
+    cdr = next(op[2] for op in ops if op[0] == INSERT and op[1] == "cdr")
+    assert cdr["caller_masked"] == "138****1234" and cdr["arrival"] == utc(70.0)
