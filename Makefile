@@ -28,6 +28,7 @@ run: $(STAMP)
 test: $(STAMP)
 	bash tests/support/ensure_postgres.sh
 	bash tests/support/ensure_promtool.sh
+	bash tests/support/ensure_chromium.sh
 	$(VENV)/bin/pytest -q
 
 lint: $(STAMP)

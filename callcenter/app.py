@@ -34,13 +34,13 @@ from types import ModuleType
 from typing import Any
 
 from twisted.internet import defer
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from callcenter.admin_http import AdminSite, make_http_root
 from callcenter.config import Config
 from callcenter.pidlock import PidLock
 from callcenter.redis_server import EmbeddedRedis
+from callcenter.redis_supervisor import RedisSupervisor
 
 __all__ = ["Acd", "SUBSYSTEM_MODULES", "import_optional", "default_database_url"]
 
@@ -53,6 +53,7 @@ SUBSYSTEM_MODULES: tuple[str, ...] = (
     "callcenter.fastagi.service",
     "callcenter.seats.service",
     "callcenter.api.service",
+    "callcenter.kb.service",  # the public knowledge base at /kb
 )
 
 STOP_BUDGET_S = 3.0  # all subsystems together
@@ -120,13 +121,14 @@ class Acd:
         self._http_port: Any = None
         self._tls: Any = None
         self.tls_cert_file: Path | None = None  # set by tls_context_factory()
-        self._redis_watch: LoopingCall | None = None
-        self._redis_lost_logged = False
+        self.redis_supervisor: RedisSupervisor | None = None  # restarts / watches the embedded Redis
         self._stopping: defer.Deferred | None = None
 
     # -- queries -----------------------------------------------------------
     def health_status(self) -> str:
-        """``ok`` when ready; otherwise why not (starting, stopping, redis-down, ...)."""
+        """``ok`` when ready; otherwise why not (starting, stopping, redis-down, redis-unresponsive, ...)."""
+        if self.phase == "ok" and self.redis_supervisor is not None and self.redis_supervisor.status != "ok":
+            return self.redis_supervisor.status
         if self.phase == "ok" and self.redis is not None and not self.redis.alive():
             return "redis-down"
         state = getattr(self, "state", None)  # the failover subsystem (callcenter/state/)
@@ -187,9 +189,11 @@ class Acd:
         self._add_listening("/healthz", self.admin_url + "/healthz")
         self._add_listening("/metrics", self.admin_url + "/metrics")
         if self.redis is not None:
-            self._redis_watch = LoopingCall(self._check_redis)
-            self._redis_watch.clock = self.reactor
-            self._redis_watch.start(1.0, now=False)
+            from callcenter.state.runner import DaemonThreadRunner
+
+            self.redis_supervisor = RedisSupervisor(self.reactor, self.redis,
+                                                    DaemonThreadRunner(self.reactor, "callcenter-redis-ping"))
+            self.redis_supervisor.start()
 
         for name in SUBSYSTEM_MODULES:
             if self.phase != "starting":  # stopped while starting
@@ -217,11 +221,6 @@ class Acd:
         self.listening.append((label, url))
         log.info("listening: {label} {url}", label=label, url=url)
 
-    def _check_redis(self) -> None:
-        if self.redis is not None and not self.redis.alive() and not self._redis_lost_logged:
-            self._redis_lost_logged = True
-            log.error("embedded redis-server exited unexpectedly; see {log_file}", log_file=str(self.redis.log_file))
-
     def stop(self) -> defer.Deferred:
         """Stop subsystems (reverse order), the admin port, Redis, and release the lock."""
         if self._stopping is None:
@@ -230,8 +229,8 @@ class Acd:
 
     async def _stop(self) -> None:
         self.phase = "stopping"
-        if self._redis_watch is not None and self._redis_watch.running:
-            self._redis_watch.stop()
+        if self.redis_supervisor is not None:
+            self.redis_supervisor.stop()  # Redis is stopped on purpose below: no restart
         deadline = self.reactor.seconds() + STOP_BUDGET_S
         for name, subsystem in reversed(self.subsystems):
             budget = max(0.1, min(SUBSYSTEM_STOP_MAX_S, deadline - self.reactor.seconds()))
@@ -258,6 +257,8 @@ class Acd:
 
     def close(self) -> None:
         """Synchronous last step (also safe after a failed start): stop Redis, drop the lock."""
+        if self.redis_supervisor is not None:
+            self.redis_supervisor.stop()
         if self.redis is not None:
             self.redis.stop(timeout=REDIS_STOP_S)
         self._lock.release()

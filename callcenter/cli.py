@@ -24,6 +24,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "callcenter.records.cli",  # migrate, agents, cdr
     "callcenter.api.cli",  # admin
     "callcenter.testing.calls_cli",  # call: test calls over FastAGI, no Asterisk needed
+    "callcenter.kb.cli",  # kb
 )
 
 DEFAULT_CONFIG = os.environ.get("CALLCENTER_CONFIG", "deploy/callcenter.yaml")
@@ -71,10 +72,13 @@ def _print_config_error(exc, stream) -> None:
 
 
 def _config_check(args: argparse.Namespace) -> int:
-    from callcenter.config import ConfigError, load_config, summary
+    from callcenter.config import ConfigError, load_config, serving_issues, summary
 
     try:
         config = load_config(args.file)
+        issues = serving_issues(config)
+        if issues:
+            raise ConfigError(issues, args.file)
     except ConfigError as exc:
         _print_config_error(exc, sys.stdout)
         return 1
@@ -83,10 +87,13 @@ def _config_check(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from callcenter.config import ConfigError, load_config
+    from callcenter.config import ConfigError, load_config, serving_issues
 
     try:
         config = load_config(args.config)
+        issues = serving_issues(config)
+        if issues:
+            raise ConfigError(issues, args.config)
     except ConfigError as exc:
         _print_config_error(exc, sys.stderr)
         return 1

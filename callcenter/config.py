@@ -27,6 +27,7 @@ __all__ = [
     "ConfigError",
     "load_config",
     "parse_config",
+    "serving_issues",
     "ENV_OVERRIDES",
 ]
 
@@ -349,6 +350,23 @@ def _cross_check(raw: Any) -> list[ConfigIssue]:
         dc = q.get("default_category", "other")
         if isinstance(dc, str) and cats and dc not in cats:
             issues.append(ConfigIssue(f"queues[{qi}].default_category", f"unknown category {dc!r}; known: {sorted(cats)}"))
+    return issues
+
+
+def serving_issues(config: Config) -> list[ConfigIssue]:
+    """What makes a valid config unfit to *serve* calls (``config check`` and ``serve`` refuse it).
+
+    Kept out of :func:`parse_config` on purpose: the engine and the simulator
+    model callbacks without placing them, so there the same config is fine.
+    """
+    issues: list[ConfigIssue] = []
+    for qi, q in enumerate(config.queues):
+        if q.callback.abandoned_to_callback and not config.acd.callfile_dir:
+            # Every such callback would be offered, fail as "unavailable" and log a warning
+            # (callcenter/fastagi/server.py): a config that cannot work is an error, not 72 warnings.
+            issues.append(ConfigIssue(f"queues[{qi}].callback.abandoned_to_callback",
+                                      "needs acd.callfile_dir (Asterisk's outgoing call-file spool, env "
+                                      "CALLCENTER_CALLFILE_DIR) to place the callbacks; set it, or set this to false"))
     return issues
 
 

@@ -221,7 +221,10 @@ class OrdersCollector(Collector):
 # --------------------------------------------------------------------------
 
 REDIS_UP = Gauge("callcenter_redis_up", "1 if the live-state Redis answers, else 0.")
-DATABASE_UP = Gauge("callcenter_database_up", "1 if the records database accepts writes, else 0.")
+DATABASE_UP = Gauge(
+    "callcenter_database_up",
+    "1 if the records database answers a SELECT 1 probe (every 5 s) and the last write did not fail, else 0.",
+)
 RECORDS_BUFFERED = Gauge(
     "callcenter_records_buffered_events", "Call and agent records waiting to be written to the database."
 )
@@ -250,6 +253,7 @@ QUEUE_EWT = "callcenter_queue_expected_wait_seconds"
 QUEUE_OVERFLOW_TIER = "callcenter_queue_overflow_tier"
 QUEUE_EMERGENCY_ACTIVE = "callcenter_queue_emergency_active"
 QUEUE_EMERGENCY_PLAN = "callcenter_queue_emergency_plan_info"
+QUEUE_EMERGENCY_SINCE = "callcenter_queue_emergency_since_seconds"
 LENDER_SHARE = "callcenter_lender_borrowed_share_ratio"
 LENDER_MAX_SHARE = "callcenter_lender_max_share_ratio"
 LENDER_CAP = "callcenter_lender_cap_agents"
@@ -290,6 +294,12 @@ SCRAPED: dict[str, tuple[str, str, list[str]]] = {
         "gauge",
         "The emergency plan switched on for the queue; always 1, absent when none.",
         ["queue", "plan"],
+    ),
+    QUEUE_EMERGENCY_SINCE: (
+        "gauge",
+        "When the emergency plan in force was switched on (Unix seconds) and by whom (the admin API"
+        " principal, from the config); absent when none.  It outlives a restart when the state is restored.",
+        ["queue", "plan", "by"],
     ),
     LENDER_SHARE: (
         "gauge",
@@ -597,6 +607,7 @@ class EngineCollector(Collector):
         overflow = _family(QUEUE_OVERFLOW_TIER)
         em_active = _family(QUEUE_EMERGENCY_ACTIVE)
         em_plan = _family(QUEUE_EMERGENCY_PLAN)
+        em_since = _family(QUEUE_EMERGENCY_SINCE)
         queue_pool = _family(QUEUE_POOL_INFO)
 
         for q in status.get("queues", []) or []:
@@ -612,6 +623,9 @@ class EngineCollector(Collector):
             em_active.add_metric([name], 1.0 if plan else 0.0)
             if plan:
                 em_plan.add_metric([name, str(plan)], 1.0)
+                since = q.get("emergency_since")
+                if since is not None:
+                    em_since.add_metric([name, str(plan), str(q.get("emergency_by") or "")], _num(since))
             qc = queue_cfg.get(name)
             for pname in getattr(qc, "pools", []) if qc is not None else []:
                 pc = pool_cfg.get(pname)
@@ -626,7 +640,8 @@ class EngineCollector(Collector):
                 state_seconds.add_metric([pname, state], seconds.get((pname, state), 0.0))
 
         yield from (agents, pool_info, logged_in, busy, share, max_share, cap, home_waiting, home_age, gate)
-        yield from (waiting, cb_waiting, oldest, ewt, overflow, em_active, em_plan, queue_pool, state_seconds)
+        yield from (waiting, cb_waiting, oldest, ewt, overflow, em_active, em_plan, em_since, queue_pool,
+                    state_seconds)
 
 
 class MetricsBinding:

@@ -166,7 +166,8 @@ class EmbeddedRedis:
     def start(self, timeout: float = 10.0) -> EmbeddedRedis:
         """Start the child and return once it answers; raise RedisStartError otherwise.
 
-        "Answers" means ``INFO server`` on the port reports *our* child's pid,
+        "Answers" means ``INFO server`` on the port reports *our* child's pid
+        and ``PING`` gets PONG (not ``-LOADING``: the data files are read back),
         polled every 10 ms until ``timeout``: a PONG from some other Redis
         already on the port must not pass for ours.  Blocking is fine here:
         it runs before the reactor starts (or in a test fixture), typically
@@ -197,8 +198,14 @@ class EmbeddedRedis:
             "daemonize no\n"
             f"dir {self.directory}\n"
             "dbfilename dump.rdb\n"
+            # Durability (docs/failover.md, "What a crash can lose"): every write goes
+            # to the append-only file and is fsynced once a second, so a SIGKILL or a
+            # power cut loses at most the last ~1 s of writes (redis.io, "Redis
+            # persistence": appendfsync everysec).  The RDB snapshot stays as a
+            # second copy; with both present Redis loads the AOF.
             "save 60 1\n"
-            "appendonly no\n"
+            "appendonly yes\n"
+            "appendfsync everysec\n"
             f"pidfile {self.directory / 'redis.pid'}\n"
             f"logfile {self.log_file}\n"
             "loglevel notice\n",
@@ -206,9 +213,24 @@ class EmbeddedRedis:
         )
         return conf
 
-    def _start_on(self, exe: str, port: int, timeout: float) -> None:
+    def spawn(self) -> None:
+        """Start the child again on the *same* port without waiting for it (the supervisor's restart).
+
+        Clients keep their URL, so the port must not change.  Runs on the
+        calling thread on purpose: ``PR_SET_PDEATHSIG`` fires when the thread
+        that forked the child exits (prctl(2)), so the reactor thread, which
+        lives as long as the process, must be the one that forks.  The caller
+        then polls :meth:`ping` (off the reactor) to learn when it answers.
+        """
+        if self.alive():
+            return
+        if self.port is None:
+            raise RuntimeError("EmbeddedRedis was never started")
+        exe = self.executable or find_redis_server()
+        self._popen(exe, self.port)
+
+    def _popen(self, exe: str, port: int) -> None:
         conf = self._write_conf(port)
-        log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
         self.process = subprocess.Popen(
             [exe, str(conf)],
             stdin=subprocess.DEVNULL,
@@ -217,8 +239,14 @@ class EmbeddedRedis:
             close_fds=True,
             preexec_fn=_parent_death_guard(os.getpid()),
         )
+        atexit.unregister(self._kill_at_exit)
         atexit.register(self._kill_at_exit)
         self.port = port
+
+    def _start_on(self, exe: str, port: int, timeout: float) -> None:
+        log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
+        self._popen(exe, port)
+        assert self.process is not None
         deadline = time.monotonic() + timeout
         while True:
             code = self.process.poll()
@@ -230,9 +258,11 @@ class EmbeddedRedis:
                     f"{self._log_tail(log_offset) or 'no log output'} (log: {self.log_file})"
                 )
             answered_by = _server_pid(self.host, port, 0.2)
+            # PING answers -LOADING while the AOF/RDB is being read back: not ready yet.
             if answered_by == self.process.pid:
-                return
-            if answered_by is not None:
+                if _pong(self.host, port, 0.2):
+                    return
+            elif answered_by is not None:
                 self.kill()
                 self.process = None
                 self.port = None
@@ -250,6 +280,17 @@ class EmbeddedRedis:
         except OSError:
             return ""
         return lines[-1] if lines else ""
+
+    def wipe_files(self) -> None:
+        """Delete the data files (snapshot and append-only file) of a stopped server.
+
+        For tests and drills of "Redis came back empty" (a lost disk, a
+        replacement machine): with AOF on, a mere restart keeps the data.
+        """
+        if self.alive():
+            raise RuntimeError("wipe_files() needs the server stopped")
+        (self.directory / "dump.rdb").unlink(missing_ok=True)
+        shutil.rmtree(self.directory / "appendonlydir", ignore_errors=True)
 
     def stop(self, timeout: float = 3.0) -> None:
         """SIGTERM, wait up to ``timeout`` (Redis saves its snapshot), then SIGKILL."""

@@ -74,6 +74,9 @@ class SeatSession:
         self.hello: s.Hello | None = None
         self.status = "not connected"
         self._listeners: list[Callable[[str, s.Message | None], None]] = []
+        self.kb_open: dict[int, s.ArticleFull] = {}  # articles the agent opened, at the version opened
+        self.kb_changed: dict[int, s.KbUpdated] = {}  # ...of those, the ones changed since
+        self.kb_updates: list[s.KbUpdated] = []  # the last 50 updates pushed
         self._send: Callable[[bytes], None] | None = None
         self._close: Callable[[], None] | None = None
         self._ids = itertools.count(1)
@@ -159,6 +162,9 @@ class SeatSession:
     def _on_hello(self, msg: s.Hello) -> None:
         self.hello = msg
 
+    def _on_token(self, msg: s.Token) -> None:
+        self.token = msg.token  # the ACD rotates tokens; only the newest resumes
+
     def _on_login_ok(self, msg: s.LoginOk) -> None:
         self.token, self.pool, self.logged_in = msg.token, msg.pool, True
         self.status = "logged in" + (" (took over the session from another seat)" if msg.took_over else "")
@@ -205,7 +211,7 @@ class SeatSession:
                 self._authenticate()
         elif msg.code == s.BAD_CREDENTIALS:
             self._end("bad-credentials")
-        elif msg.code in (s.LOGIN_THROTTLED, s.UNAVAILABLE) and not self.logged_in and self._send is not None:
+        elif msg.code in (s.LOGIN_THROTTLED, s.UNAVAILABLE, s.BUSY) and not self.logged_in and self._send is not None:
             self.status = f"{msg.message} (retrying in {msg.retry_after_s or 5:g} s)"
             self._login_retry = self.clock.callLater(msg.retry_after_s or 5.0, self._retry_login)
 
@@ -231,6 +237,19 @@ class SeatSession:
 
     def session_ended(self, reason: str) -> None:
         """Hook: the transport stops reconnecting here."""
+
+    def retry_login(self, password: str) -> None:
+        """Log in again with another password (after ``bad-credentials``)."""
+        self._password = password
+        self.ended = None
+        self.status = "logging in again"
+        if self._send is not None:
+            self._authenticate()
+        else:
+            self.reconnect()
+
+    def reconnect(self) -> None:
+        """Hook: a transport that stopped (final ending) starts again here."""
 
     # -- commands --------------------------------------------------------------
     def _next_id(self) -> int:
@@ -292,6 +311,48 @@ class SeatSession:
     def kb_search(self, query: str, limit: int = 10) -> defer.Deferred:
         """Fires with a ``kb_results`` message."""
         return self._request(s.KbSearch(query=query, limit=limit, id=self._next_id()))
+
+    def kb_get(self, article_id: int) -> defer.Deferred:
+        """Open an article: fires with a ``kb_article`` message; the article is remembered as
+        open, so a later ``kb_updated`` for it marks it changed (``kb_changed``)."""
+        return self._request(s.KbGet(article_id=article_id, id=self._next_id()))
+
+    def _on_kb_article(self, msg: s.KbArticle) -> None:
+        a = msg.article
+        if a.id not in self.kb_open or self.kb_open[a.id].version <= a.version:
+            self.kb_open.setdefault(a.id, a)  # the version the agent opened first stays the baseline
+
+    def _on_kb_updated(self, msg: s.KbUpdated) -> None:
+        self.kb_updates = (self.kb_updates + [msg])[-50:]
+        opened = self.kb_open.get(msg.article_id)
+        if opened is not None and msg.version > opened.version:
+            self.kb_changed[msg.article_id] = msg
+
+    def kb_close(self, article_id: int) -> None:
+        self.kb_open.pop(article_id, None)
+        self.kb_changed.pop(article_id, None)
+
+    def kb_difference(self, article_id: int) -> defer.Deferred:
+        """The open article against its newest version: fires with (opened, newest, diff lines)
+        and makes the newest one the baseline ("changed since you opened it", then acknowledged)."""
+        from callcenter.kb.model import text_diff
+
+        opened = self.kb_open.get(article_id)
+
+        def got(msg: s.KbArticle):
+            new = msg.article
+            old = opened or new
+            lines = []
+            if old.title != new.title:
+                lines += [f"-标题 {old.title}", f"+标题 {new.title}"]
+            if new.status != old.status:
+                lines += [f"-状态 {old.status}", f"+状态 {new.status}"]
+            lines += text_diff(old.body, new.body)
+            self.kb_open[article_id] = new
+            self.kb_changed.pop(article_id, None)
+            return old, new, lines
+
+        return self.kb_get(article_id).addCallback(got)
 
     def heartbeat(self) -> defer.Deferred:
         return self._request(s.Heartbeat(id=self._next_id()))
@@ -392,6 +453,10 @@ class SeatClient(SeatSession):
     def session_ended(self, reason: str) -> None:
         if reason in FINAL_ENDINGS and self._service is not None:
             self.stop()
+
+    def reconnect(self) -> None:
+        if self._service is None:
+            self.start()
 
 
 _TLS_OPTIONS: dict = {}

@@ -1,9 +1,11 @@
 """``make demo``: an ACD, robot agents and synthetic callers, so a newcomer sees calls flow.
 
 1. Writes a demo config (deploy/callcenter.yaml with free ports and
-   ``state_dir: .state/demo``), migrates its SQLite database and creates the
-   demo agent accounts (password ``demo-pass``) plus a few knowledge-base
-   articles.
+   ``state_dir: .state/demo``), removes the previous run's live state (the
+   embedded Redis files: a demo always starts with no calls, no agents and no
+   emergency plan, so two runs in a row behave the same), migrates its SQLite
+   database and creates the demo agent accounts (password ``demo-pass``, kept
+   between runs) plus a few knowledge-base articles.
 2. Starts ``callcenter serve`` on it (a child process) and waits for /healthz.
 3. Logs in robot agents (seat_agent.robot over real wss) for the own, remote
    and borrowed pools.
@@ -53,8 +55,11 @@ def write_config(state_dir: Path) -> tuple[Path, dict]:
 
     raw = yaml.safe_load((REPO / "deploy" / "callcenter.yaml").read_text())
     raw["acd"]["state_dir"] = str(state_dir)
-    raw["acd"]["listen"] = {"host": "127.0.0.1", "fastagi_port": free_port(), "seat_port": free_port(),
-                            "admin_port": free_port()}
+    while True:  # four distinct free ports; the classic-AGI relay gets its own (not fastagi_port + 1, maybe taken)
+        ports = {k: free_port() for k in ("fastagi_port", "seat_port", "admin_port", "agi_relay_port")}
+        if len(set(ports.values())) == len(ports):
+            break
+    raw["acd"]["listen"] = {"host": "127.0.0.1", **ports}
     for p in raw["pools"]:  # shorter wrap-up and ring times: a demo should move
         p["wrapup_s"], p["ring_timeout_s"] = 5, 10
     for q in raw["queues"]:
@@ -71,30 +76,67 @@ def prepare_database(state_dir: Path) -> str:
     """Migrate and add the demo accounts and articles (idempotent)."""
     from datetime import datetime
 
-    from argon2 import PasswordHasher
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
     from callcenter.app import default_database_url
-    from callcenter.records.accounts import add_agent
+    from callcenter.records.accounts import PASSWORD_HASHER, add_agent
     from callcenter.records.db import make_engine, migrate
     from callcenter.records.models import Agent, Article
 
     url = default_database_url(state_dir.resolve())
     migrate(url)
     db = make_engine(url)
-    hasher = PasswordHasher()
+    hasher = PASSWORD_HASHER
     with Session(db) as session, session.begin():
         have = set(session.scalars(select(Agent.id)))
         for agent_id, pool in demo_agents():
             if agent_id not in have:
                 add_agent(session, agent_id, pool=pool, name=f"Demo {agent_id}", endpoint=f"PJSIP/{agent_id}",
                           password=DEMO_PASSWORD, hasher=hasher)
-        if not session.scalar(select(Article.id).limit(1)):
-            for title, body, tags in ARTICLES:
-                session.add(Article(title=title, body=body, tags=tags, updated=datetime(2026, 1, 1)))
+        seeded = session.scalar(select(Article.id).limit(1)) is not None
+    if not seeded:  # the English ones for the robots' searches, then the Chinese seed corpus
+        from callcenter.kb.seed import EPOCH, corpus
+        from callcenter.kb.store import KbStore
+
+        kb = KbStore(db)
+        for title, body, tags in ARTICLES:
+            kb.create({"title": title, "body": body, "tags": tags, "org": "demo", "effective_from": EPOCH},
+                      "demo", "demo article", publish=True, trusted=True, now=datetime(2026, 1, 1))
+        for a in corpus():
+            kb.create(a, "seed", "seed corpus", publish=True, trusted=True, now=datetime(2026, 1, 1))
     db.dispose()
     return url
+
+
+def reset_live_state(state_dir: Path) -> bool:
+    """Start every demo from an empty live state; True when a previous run's state was removed.
+
+    The embedded Redis keeps its files (AOF and snapshot) under
+    ``<state_dir>/redis`` so that a real ACD survives a crash.  For the demo
+    that is the wrong default: a second ``make demo`` restored the first run's
+    calls, agents and emergency plan, and its agents stayed ON-CALL on calls
+    that no longer existed.  The database (accounts, articles, CDRs) and the
+    TLS certificate are kept.  Refuses while an ACD runs on ``state_dir``
+    (its pid lock is held): its files are not ours to delete.
+    """
+    import shutil
+
+    from callcenter.pidlock import AlreadyRunning, PidLock
+
+    lock = PidLock(state_dir / "callcenter.pid")
+    try:
+        lock.acquire()
+    except AlreadyRunning as exc:
+        raise SystemExit(f"demo: {exc}") from None
+    try:
+        live = state_dir / "redis"
+        if live.exists():
+            shutil.rmtree(live)
+            return True
+        return False
+    finally:
+        lock.release()
 
 
 def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
@@ -133,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     config_path, raw = write_config(state_dir)
     listen = raw["acd"]["listen"]
     print(f"demo: preparing {state_dir} (database, {len(demo_agents())} demo agents, articles) ...", flush=True)
+    if reset_live_state(state_dir):
+        print("demo: removed the previous run's live state (calls, agents, emergency plan): "
+              "every demo starts empty", flush=True)
     prepare_database(state_dir)
     env = dict(os.environ, CALLCENTER_CONFIG=str(config_path))
     acd = subprocess.Popen([sys.executable, "-m", "callcenter", "serve", "--config", str(config_path)],

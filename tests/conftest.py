@@ -7,7 +7,9 @@
   free port; ``.url``, ``.host``, ``.port``.  Shared: use your own key prefix or
   database number, or flush what you wrote.
 * ``example_config`` -- deploy/callcenter.yaml, loaded and validated (without
-  environment overrides).
+  environment overrides), with ``callback.abandoned_to_callback`` on: the
+  shipped file has it off (no call-file spool on a dev machine), and the
+  engine-level tests want the callbacks of abandoned callers in play.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from callcenter.config import Config, load_config
+from callcenter.config import Config, parse_config
 from callcenter.ports import free_port as _free_port
 from callcenter.redis_server import EmbeddedRedis
 
@@ -40,4 +42,9 @@ def redis_server(tmp_path_factory):
 
 @pytest.fixture
 def example_config() -> Config:
-    return load_config(EXAMPLE_CONFIG, env={})
+    import yaml
+
+    raw = yaml.safe_load(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
+    for queue in raw["queues"]:
+        queue.setdefault("callback", {})["abandoned_to_callback"] = True
+    return parse_config(raw, str(EXAMPLE_CONFIG), env={})

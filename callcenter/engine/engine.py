@@ -194,10 +194,11 @@ class _Call:
 class _Agent:
     __slots__ = (
         "id", "pool", "skills", "endpoint", "state", "reason", "since", "idle_since", "calls", "last_offer",
-        "misses", "call", "seq", "logout_pending", "timer", "entries", "wrap_deadline", "lists",
+        "misses", "call", "seq", "logout_pending", "timer", "entries", "wrap_deadline", "lists", "session",
     )
 
     def __init__(self) -> None:
+        self.session = ""  # the seat session id its seat token must carry (seats/session.py)
         self.entries: list[tuple[_SortedKeys, tuple]] = []
         self.lists = None  # see Engine._ready_lists
         self.timer = None
@@ -683,7 +684,7 @@ class Engine:
     # ----------------------------------------------------------- agent inputs
 
     def agent_logged_in(self, agent_id: str, pool: str, *, skills: dict[str, int] | None = None,
-                        endpoint: str | None = None) -> list[Event]:
+                        endpoint: str | None = None, session: str | None = None) -> list[Event]:
         if pool not in self._pools:
             raise UnknownPool(f"unknown pool {pool!r}")
         if agent_id in self._agents:
@@ -692,14 +693,17 @@ class Engine:
         for k, v in skills.items():
             if not isinstance(k, str) or not isinstance(v, int) or not 1 <= v <= 5:
                 raise EngineError(f"skill levels are integers 1-5; got {k!r}: {v!r}")
+        record = {"agent_id": agent_id, "pool": pool, "skills": skills, "endpoint": endpoint}
+        if session:
+            record["session"] = str(session)[:64]
         return self._run("agent_logged_in", self._agent_logged_in, agent_id, pool, skills, endpoint,
-                         record={"agent_id": agent_id, "pool": pool, "skills": skills, "endpoint": endpoint})
+                         record.get("session", ""), record=record)
 
-    def _agent_logged_in(self, agent_id, pool, skills, endpoint) -> None:
+    def _agent_logged_in(self, agent_id, pool, skills, endpoint, session="") -> None:
         now = self.clock.seconds()
         ps = self._pools[pool]
         a = _Agent()
-        a.id, a.pool, a.skills, a.endpoint = agent_id, pool, skills, endpoint
+        a.id, a.pool, a.skills, a.endpoint, a.session = agent_id, pool, skills, endpoint, session
         a.state = LOGGED_OUT
         a.reason = "login"
         a.since = now
@@ -716,6 +720,15 @@ class Engine:
         self._set_state(a, st.LOGIN, "login")
         if ps.cfg.max_share is not None:
             self._dirty_pools[ps] = None  # the cap may have risen
+
+    def agent_session_changed(self, agent_id: str, session: str) -> list[Event]:
+        """The agent's seat now has session ``session`` (a new login took over, or a resume
+        rotated the token): seat tokens of older sessions stop resuming, on this ACD and on
+        any that restores this state (journal and snapshot carry it)."""
+        a = self._agent(agent_id)
+        session = str(session)[:64]
+        return self._run("agent_session_changed", setattr, a, "session", session,
+                         record={"agent_id": agent_id, "session": session})
 
     def agent_ready(self, agent_id: str) -> list[Event]:
         a = self._agent(agent_id)
@@ -1033,7 +1046,7 @@ class Engine:
             "agent_id": a.id, "pool": a.pool, "state": a.state, "reason": a.reason,
             "since_s": self.clock.seconds() - a.since, "call_id": a.call, "calls": a.calls,
             "skills": dict(a.skills), "endpoint": a.endpoint, "misses": a.misses,
-            "logout_pending": a.logout_pending,
+            "logout_pending": a.logout_pending, "session": a.session,
         }
 
     def position(self, call_id: str) -> tuple[int, float]:
@@ -1574,7 +1587,7 @@ class Engine:
                 "id": a.id, "pool": a.pool, "skills": dict(a.skills), "endpoint": a.endpoint, "state": a.state,
                 "reason": a.reason, "since": a.since, "idle_since": a.idle_since, "calls": a.calls,
                 "last_offer": a.last_offer, "misses": a.misses, "call": a.call, "seq": a.seq,
-                "logout_pending": a.logout_pending,
+                "logout_pending": a.logout_pending, "session": a.session,
                 "wrap_timer": [a.timer.getTime(), a.timer.seq] if a.timer is not None and a.timer.active() else None,
             })
         return {
@@ -1655,6 +1668,7 @@ class Engine:
             for k in ("id", "pool", "skills", "endpoint", "state", "reason", "since", "idle_since", "calls",
                       "last_offer", "misses", "call", "seq", "logout_pending"):
                 setattr(a, k, d[k])
+            a.session = d.get("session", "")  # (absent in snapshots older than seat sessions)
             ps = self._pools[a.pool]
             self._agents[a.id] = a
             ps.logged_in += 1
@@ -1719,7 +1733,7 @@ class Engine:
         "offer_failed",
         "call_completed", "agent_logged_in", "agent_ready", "agent_not_ready", "agent_logged_out",
         "wrapup_ended", "home_load_reported", "emergency_set", "call_confirmed", "end_call", "end_all_calls",
-        "call_not_queued",
+        "call_not_queued", "agent_session_changed",
     }
 
     def apply_input(self, record: dict) -> list[Event]:

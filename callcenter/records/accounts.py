@@ -31,7 +31,16 @@ ENDPOINT_RE = re.compile(r"^(PJSIP|SIP|IAX2|DAHDI|Local)/[A-Za-z0-9_.+:-]+(/[A-Z
 LOCAL_ENDPOINT_RE = re.compile(r"^Local/[A-Za-z0-9_.+:-]+@[A-Za-z0-9_.-]+(/[njmb]{1,4})?$")
 MIN_PASSWORD = 8
 
-_default_hasher = PasswordHasher()
+# argon2id at OWASP's minimum: m=19 MiB, t=2, p=1 (OWASP Password Storage Cheat Sheet,
+# "Argon2id": "a minimum configuration of 19 MiB of memory, an iteration count of 2, and
+# 1 degree of parallelism").  ~26 ms of one core per check here, against ~200 ms and
+# 4 threads for argon2-cffi's default (RFC 9106 low-memory: 64 MiB, t=3, p=4), which
+# starved the reactor of CPU during a 1,000-seat login burst (issue 14).  p=1: one
+# check uses one core; the seat server runs checks on a pool one smaller than the
+# CPUs (callcenter/seats/passwords.py).  Hashes made with other parameters still
+# verify (the PHC string carries them) and are rehashed at the next good login.
+PASSWORD_HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+_default_hasher = PASSWORD_HASHER
 
 
 class AccountError(ValueError):

@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 
 from callcenter.records import accounts
 from callcenter.records.db import make_engine, migrate, normalize_url
+from callcenter.records.export import DEFAULT_ZONE
 
 
 def register(subparsers) -> None:
@@ -71,9 +72,17 @@ def register(subparsers) -> None:
     csub = cdr.add_subparsers(dest="cdr_command", metavar="ACTION")
     csub.required = True
     ex = csub.add_parser("export", help="export CDRs whose arrival is in [--from, --to)")
-    ex.add_argument("--from", dest="start", help="ISO date/time, UTC unless it has an offset (2026-11-28, "
+    ex.add_argument("--from", dest="start", help="ISO date/time, in --zone unless it has an offset (2026-11-28, "
                     "2026-11-28T08:00+08:00)")
     ex.add_argument("--to", dest="end", help="ISO date/time (exclusive)")
+    ex.add_argument("--zone", default=os.environ.get("CALLCENTER_DISPLAY_ZONE", DEFAULT_ZONE),
+                    help="time zone of the times shown and of --from/--to without an offset "
+                    f"(default: $CALLCENTER_DISPLAY_ZONE or {DEFAULT_ZONE})")
+    ex.add_argument("--excel", "--bom", dest="excel", action="store_true",
+                    help="UTF-8 with a byte-order mark and CRLF line ends, so Excel shows Chinese text")
+    ex.add_argument("--raw", action="store_true",
+                    help="every stored column as stored (UTC, caller hash, offers): for reconciliation, "
+                    "not for supervisors")
     ex.add_argument("--format", default="csv", choices=["csv"])
     ex.add_argument("--output", "-o", default="-", help="file (default: stdout)")
     db_args(ex)
@@ -217,8 +226,8 @@ def _agents_set_password(args) -> int:
     return _run(args, body)
 
 
-def parse_when(text: str | None) -> datetime | None:
-    """ISO date or date-time -> naive UTC (as stored); an offset in the text is honoured."""
+def parse_when(text: str | None, zone=UTC) -> datetime | None:
+    """ISO date or date-time -> naive UTC (as stored); without an offset it is a time in ``zone``."""
     if not text:
         return None
     try:
@@ -226,24 +235,41 @@ def parse_when(text: str | None) -> datetime | None:
     except ValueError:
         raise _UsageError(f"{text!r}: expected an ISO date or date-time like 2026-11-28 or "
                           "2026-11-28T08:00+08:00") from None
-    if dt.tzinfo is not None:
-        dt = dt.astimezone(UTC).replace(tzinfo=None)
-    return dt
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=zone)
+    return dt.astimezone(UTC).replace(tzinfo=None)
 
 
 def _cdr_export(args) -> int:
-    from callcenter.records.queries import cdr_rows, write_csv
+    from callcenter.records.export import SUPERVISOR_COLUMNS, UnknownZone, display_zone, supervisor_row
+    from callcenter.records.queries import CDR_COLUMNS, agent_names, cdr_rows, write_csv
 
     def body(engine, url):
-        start, end = parse_when(args.start), parse_when(args.end)
+        try:
+            zone = display_zone(args.zone)
+        except UnknownZone as exc:
+            raise _UsageError(f"--zone: {exc}") from None
+        start, end = parse_when(args.start, zone), parse_when(args.end, zone)
         if start and end and end <= start:
             raise _UsageError("--to must be after --from")
         with _session(engine) as s:
-            if args.output == "-":
-                n = write_csv(cdr_rows(s, start, end), sys.stdout)
+            rows = cdr_rows(s, start, end)
+            if args.raw:
+                columns = CDR_COLUMNS
             else:
-                with open(args.output, "w", encoding="utf-8", newline="") as f:
-                    n = write_csv(cdr_rows(s, start, end), f)
+                names = agent_names(s)
+                rows = (supervisor_row(r, zone, names) for r in rows)
+                columns = SUPERVISOR_COLUMNS
+            # Excel opens a CSV as UTF-8 only when it starts with a BOM; it expects CRLF line ends.
+            encoding, ends = ("utf-8-sig", "\r\n") if args.excel else ("utf-8", "\n")
+            if args.output == "-":
+                out = sys.stdout
+                if args.excel:
+                    out.write("\ufeff")
+                n = write_csv(rows, out, columns, ends)
+            else:
+                with open(args.output, "w", encoding=encoding, newline="") as f:
+                    n = write_csv(rows, f, columns, ends)
         print(f"exported {n} call record(s)", file=sys.stderr)
 
     return _run(args, body)

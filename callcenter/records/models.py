@@ -186,15 +186,70 @@ class AuditLog(Base):
 
 
 class Article(Base):
-    """A knowledge-base article, searched by the seat helper while an agent talks."""
+    """A knowledge-base article of the province's shared knowledge base (callcenter.kb).
+
+    Every member hotline reads every article; only its owning organisation
+    (``org``: a city's 12345, 12333, 12315, a department) edits it.  Searchers
+    see only ``published`` articles in effect (``effective_from`` <=
+    now < ``effective_until``); the search index (``kb_fts`` on SQLite,
+    ``kb_index`` on PostgreSQL) is kept by callcenter.kb.store, never by hand.
+    """
 
     __tablename__ = "articles"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str | None] = mapped_column(String(100), unique=True, nullable=True)  # stable id for import/export
     title: Mapped[str] = mapped_column(String(300))
-    body: Mapped[str] = mapped_column(Text, default="")
+    body: Mapped[str] = mapped_column(Text, default="")  # Markdown
     tags: Mapped[str] = mapped_column(String(500), default="")  # space- or comma-separated
+    category: Mapped[str] = mapped_column(String(64), default="")
+    org: Mapped[str] = mapped_column(String(64), default="", index=True)
+    region: Mapped[str] = mapped_column(String(64), default="")  # "" = province-wide
+    effective_from: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    effective_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="published", index=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_by: Mapped[str] = mapped_column(String(200), default="")
     updated: Mapped[datetime] = mapped_column(DateTime)
+
+
+class ArticleVersion(Base):
+    """One saved state of an article: who changed which fields, when and why."""
+
+    __tablename__ = "article_versions"
+    __table_args__ = (Index("ix_article_versions_article", "article_id", "version", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    who: Mapped[str] = mapped_column(String(200))
+    why: Mapped[str] = mapped_column(String(500), default="")
+    at: Mapped[datetime] = mapped_column(DateTime)
+    changed: Mapped[list] = mapped_column(JSON, default=list)  # field names that differ from the previous version
+    snapshot: Mapped[dict] = mapped_column(JSON, default=dict)  # every field of this version
+
+
+class KbRole(Base):
+    """Who may edit (``editor``) or also publish/retire (``publisher``) an organisation's articles."""
+
+    __tablename__ = "kb_roles"
+    __table_args__ = (Index("ix_kb_roles_who_org", "who", "org", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    who: Mapped[str] = mapped_column(String(200))
+    org: Mapped[str] = mapped_column(String(64))  # "*" = every organisation
+    role: Mapped[str] = mapped_column(String(16))
+
+
+class KbFeedback(Base):
+    """A public reader's "was this helpful" vote (no login, nothing personal stored)."""
+
+    __tablename__ = "kb_feedback"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"), index=True)
+    helpful: Mapped[bool] = mapped_column(Boolean)
+    at: Mapped[datetime] = mapped_column(DateTime)
 
 
 class QueueLogEntry(Base):

@@ -11,11 +11,11 @@ import io
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from callcenter.records.db import utcnow
-from callcenter.records.models import Article, AuditLog, CallRecord, Wrapup
+from callcenter.records.models import Agent, AuditLog, CallRecord, Wrapup
 
 RECENT_DAYS = 7
 
@@ -53,40 +53,16 @@ def recent_contacts(session: Session, caller_hash: str, since: datetime | None =
     ]
 
 
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def search_articles(session: Session, text: str, limit: int = 10) -> list[dict]:
-    """Knowledge-base articles whose title, tags or body hold every word of ``text``.
+    """Knowledge-base articles for ``text``, best first (callcenter.kb: segmented full-text, BM25).
 
-    Case-insensitive substring match (works for Chinese text, which has no word
-    spaces: "隔离 政策" finds both words anywhere); title hits rank first, then
-    the most recently updated.
+    Only published articles in effect now; ``tags`` is the stored space-separated string.
     """
-    words = [w for w in (text or "").split() if w][:8]
-    if not words:
-        return []
-    q = select(Article)
-    for w in words:
-        pat = f"%{_like_escape(w[:100])}%"
-        q = q.where(or_(Article.title.ilike(pat, escape="\\"), Article.tags.ilike(pat, escape="\\"),
-                        Article.body.ilike(pat, escape="\\")))
-    q = q.order_by(Article.updated.desc()).limit(200)
-    found = list(session.scalars(q))
-    lowered = [w.lower() for w in words]
-    found.sort(key=lambda a: -sum(w in a.title.lower() for w in lowered))
-    return [
-        {"id": a.id, "title": a.title, "tags": a.tags, "updated": a.updated, "snippet": _snippet(a.body, lowered)}
-        for a in found[: max(1, min(int(limit), 100))]
-    ]
+    from callcenter.kb.store import KbStore
 
-
-def _snippet(body: str, words: list[str], width: int = 120) -> str:
-    low = body.lower()
-    at = min((i for i in (low.find(w) for w in words) if i >= 0), default=0)
-    start = max(0, at - width // 3)
-    return body[start: start + width]
+    hits = KbStore(session.get_bind()).search(text or "", max(1, min(int(limit), 50)))
+    return [{"id": h["id"], "key": h["key"], "title": h["title"], "tags": " ".join(h["tags"]),
+             "updated": h["updated"], "snippet": h["snippet"]} for h in hits]
 
 
 CDR_COLUMNS = [
@@ -98,23 +74,32 @@ CDR_COLUMNS = [
 
 def cdr_rows(session: Session, start: datetime | None = None, end: datetime | None = None) -> Iterator[dict]:
     """CDRs with ``start <= arrival < end`` in arrival order, each with a compact ``offers`` string
-    and the ``disposition`` of the call's newest wrap-up (None: no wrap-up saved)."""
-    disposition = (
-        select(Wrapup.disposition).where(Wrapup.call_id == CallRecord.call_id)
-        .order_by(Wrapup.at.desc(), Wrapup.id.desc()).limit(1)
-        .correlate(CallRecord).scalar_subquery()
-    )
-    q = (select(CallRecord, disposition.label("disposition")).options(selectinload(CallRecord.offers))
+    and the ``disposition`` and ``ticket`` of the call's newest wrap-up (None: no wrap-up saved)."""
+    def newest(column):
+        return (
+            select(column).where(Wrapup.call_id == CallRecord.call_id)
+            .order_by(Wrapup.at.desc(), Wrapup.id.desc()).limit(1)
+            .correlate(CallRecord).scalar_subquery()
+        )
+
+    q = (select(CallRecord, newest(Wrapup.disposition).label("disposition"), newest(Wrapup.ticket).label("ticket"))
+         .options(selectinload(CallRecord.offers))
          .order_by(CallRecord.arrival, CallRecord.call_id))
     if start is not None:
         q = q.where(CallRecord.arrival >= start)
     if end is not None:
         q = q.where(CallRecord.arrival < end)
-    for r, disp in session.execute(q.execution_options(yield_per=500)):
+    for r, disp, ticket in session.execute(q.execution_options(yield_per=500)):
         row = {c: getattr(r, c) for c in CDR_COLUMNS if c not in ("offers", "disposition")}
         row["offers"] = " ".join(f"{o.agent_id}@{o.pool}/t{o.tier}:{o.result}:{o.ring_s:.1f}s" for o in r.offers)
         row["disposition"] = disp
+        row["ticket"] = ticket
         yield row
+
+
+def agent_names(session: Session) -> dict[str, str]:
+    """Agent id -> display name, for the accounts that have one."""
+    return {a_id: name for a_id, name in session.execute(select(Agent.id, Agent.name)) if name}
 
 
 def wrapups_of(session: Session, call_id: str) -> list[dict]:
@@ -124,8 +109,9 @@ def wrapups_of(session: Session, call_id: str) -> list[dict]:
              "notes": w.notes, "ticket": w.ticket, "at": w.at} for w in session.scalars(q)]
 
 
-def write_csv(rows: Iterable[dict], out: io.TextIOBase) -> int:
-    w = csv.DictWriter(out, fieldnames=CDR_COLUMNS, extrasaction="ignore", lineterminator="\n")
+def write_csv(rows: Iterable[dict], out: io.TextIOBase, columns: list[str] = CDR_COLUMNS,
+              lineterminator: str = "\n") -> int:
+    w = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator=lineterminator)
     w.writeheader()
     n = 0
     for row in rows:

@@ -6,6 +6,9 @@ default: ``make run`` needs no set-up), then start the writer thread.  If the
 database cannot be reached at start the ACD still starts: that is logged
 loudly and the writer keeps retrying the migration and the writes.
 
+``callcenter_database_up`` comes from a ``SELECT 1`` probe every few seconds
+(probe.py), from the start on, not from the outcome of the last write.
+
 Stop: flush the buffer in a thread, within the shell's stop budget
 (:data:`FLUSH_TIMEOUT_S`); what cannot be written by then is saved to
 ``<state_dir>/records-rejected.jsonl`` and logged (writer.py).
@@ -17,7 +20,9 @@ from sqlalchemy.engine import make_url
 from twisted.internet import threads
 from twisted.logger import Logger
 
+from callcenter import metrics
 from callcenter.records.db import migrate, normalize_url
+from callcenter.records.probe import DatabaseProbe, select_one
 from callcenter.records.queue_log import queues_by_pool
 from callcenter.records.writer import RecordsWriter
 
@@ -43,12 +48,17 @@ class RecordsSubsystem:
                           ("queue_log", str(self.writer.queue_log_path))]
         acd.records = self.writer
         acd.engine.subscribe(self.writer.event_emitted)
+        # callcenter_database_up is probed (SELECT 1 every few seconds), not inferred from the last write.
+        self.probe = DatabaseProbe(acd.reactor, select_one(self.url), metrics.DATABASE_UP,
+                                   writes_ok=lambda: self.writer.db_up)
 
     def _in_thread(self, f, *args):
         reactor = self.acd.reactor
         return threads.deferToThreadPool(reactor, reactor.getThreadPool(), f, *args)
 
     def start(self):
+        if hasattr(self.acd.reactor, "callLater"):  # a real reactor or task.Clock (not a bare thread shim)
+            self.probe.start()
         d = self._in_thread(migrate, self.url)
 
         def migrated(_):
@@ -64,6 +74,7 @@ class RecordsSubsystem:
         return d
 
     def stop(self):
+        self.probe.stop()
         return self._in_thread(self.writer.stop)
 
 

@@ -8,18 +8,19 @@ back to a direct SQLAlchemy query on callcenter.records.models.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from callcenter.records.accounts import PASSWORD_HASHER
+
 from .session import Account
 
-__all__ = ["StaticAccounts", "DbAccounts", "DbKnowledgeBase", "snippet", "hash_password", "records_helper"]
+__all__ = ["StaticAccounts", "DbAccounts", "DbKnowledgeBase", "hash_password", "records_helper"]
 
-_HASHER = PasswordHasher()
+_HASHER = PASSWORD_HASHER  # one place for the parameters (records/accounts.py)
 # Verified against when the agent is unknown, so a wrong agent id costs as much
 # time as a wrong password (no account enumeration by timing).
 _DUMMY_HASH = _HASHER.hash("not-a-password")
@@ -98,26 +99,9 @@ class DbAccounts:
             self._engine.dispose()
 
 
-def snippet(body: str, terms: list[str], width: int = 160) -> str:
-    """About ``width`` characters of ``body`` around the first term found."""
-    text = " ".join((body or "").split())
-    low = text.lower()
-    hits = [i for i in (low.find(t.lower()) for t in terms) if i >= 0]
-    start = max(0, min(hits) - width // 4) if hits else 0
-    if start:  # begin at a word
-        space = text.find(" ", start)
-        start = space + 1 if 0 <= space < min(hits) else start
-    out = text[start:start + width]
-    return ("…" if start else "") + out + ("…" if start + width < len(text) else "")
-
-
 class DbKnowledgeBase:
-    """Search over the ``articles`` table: every word must appear in the title,
-    body or tags; title hits rank first.  Plain LIKE, which is enough for a
-    knowledge base of thousands of articles and works the same on SQLite and
-    PostgreSQL (a later issue may add full-text search)."""
-
-    MAX_CANDIDATES = 200
+    """Search over the knowledge base (callcenter.kb: jieba-segmented full-text index, BM25
+    ranking with title and tag boosts, only published articles in effect)."""
 
     def __init__(self, database_url: str):
         self.database_url = database_url
@@ -131,30 +115,18 @@ class DbKnowledgeBase:
         return self._engine
 
     def search(self, query: str, limit: int = 10) -> list[dict[str, Any]]:
-        from sqlalchemy import and_, or_, select
+        from callcenter.kb.store import KbStore
 
-        from callcenter.records.models import Article
+        return KbStore(self._db()).search(query, limit)
 
-        terms = [t for t in re.split(r"\s+", query.strip()) if t][:8]
-        if not terms:
-            return []
+    def get(self, article_id: int) -> dict[str, Any] | None:
+        from callcenter.kb.model import NotFound
+        from callcenter.kb.store import KbStore
 
-        def like(t: str):
-            pat = "%" + t.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            return or_(Article.title.ilike(pat, escape="\\"), Article.body.ilike(pat, escape="\\"),
-                       Article.tags.ilike(pat, escape="\\"))
-
-        stmt = (select(Article.id, Article.title, Article.body, Article.tags)
-                .where(and_(*[like(t) for t in terms])).order_by(Article.id).limit(self.MAX_CANDIDATES))
-        with self._db().connect() as conn:
-            rows = conn.execute(stmt).all()
-        lows = [t.lower() for t in terms]
-        rows.sort(key=lambda r: -sum(t in (r.title or "").lower() for t in lows))
-        return [
-            {"id": r.id, "title": r.title, "snippet": snippet(r.body, terms),
-             "tags": [t for t in re.split(r"[\s,]+", r.tags or "") if t]}
-            for r in rows[:limit]
-        ]
+        try:
+            return KbStore(self._db()).get(article_id)
+        except NotFound:
+            return None
 
     def close(self) -> None:
         if self._engine is not None:

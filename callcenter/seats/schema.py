@@ -20,6 +20,8 @@ error ``code`` sent back to the peer.
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
@@ -27,6 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 __all__ = [
     "PROTOCOL_VERSION",
     "MAX_MESSAGE_BYTES",
+    "MAX_JSON_DEPTH",
+    "json_depth",
     "SchemaError",
     "BadJson",
     "UnsupportedVersion",
@@ -45,10 +49,17 @@ PROTOCOL_VERSION = 1
 # Largest message a seat may send; the transport closes the connection (1009)
 # at twice this, smaller oversized messages get a ``too-large`` error reply.
 MAX_MESSAGE_BYTES = 16 * 1024
+# Deepest nesting of JSON arrays/objects a message may have.  Checked before
+# json.loads, whose recursive descent raises RecursionError near 1,000 levels
+# (and costs a C stack frame per level); our messages need 3.
+MAX_JSON_DEPTH = 16
+# Client ``id`` references: strings up to 64 characters or integers a JSON
+# double holds exactly (JavaScript's Number.MAX_SAFE_INTEGER + 1).
+MAX_REF_INT = 2**53
 
 AgentId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")]
 CallId = Annotated[str, Field(min_length=1, max_length=128)]
-Ref = Annotated[str, Field(max_length=64)] | Annotated[int, Field(ge=0, lt=2**53)]
+Ref = Annotated[StrictStr, Field(max_length=64)] | Annotated[int, Field(strict=True, ge=0, lt=MAX_REF_INT)]
 Short = Annotated[StrictStr, Field(max_length=200)]
 Text = Annotated[StrictStr, Field(max_length=4000)]
 
@@ -70,11 +81,12 @@ NOT_YOUR_CALL = "not-your-call"
 ILLEGAL_STATE = "illegal-state"
 NOT_ENABLED = "not-enabled"
 UNAVAILABLE = "unavailable"
+BUSY = "busy"  # too many password checks waiting: retry after retry_after_s
 SERVER_ERROR = "server-error"
 ERROR_CODES = (
     BAD_JSON, UNSUPPORTED_VERSION, UNKNOWN_TYPE, BAD_FIELD, TOO_LARGE, RATE_LIMITED,
     NOT_LOGGED_IN, ALREADY_LOGGED_IN, BAD_CREDENTIALS, LOGIN_THROTTLED, BAD_TOKEN,
-    FORBIDDEN, NOT_YOUR_CALL, ILLEGAL_STATE, NOT_ENABLED, UNAVAILABLE, SERVER_ERROR,
+    FORBIDDEN, NOT_YOUR_CALL, ILLEGAL_STATE, NOT_ENABLED, UNAVAILABLE, BUSY, SERVER_ERROR,
 )
 
 
@@ -177,6 +189,13 @@ class KbSearch(AgentAction):
     TYPE: ClassVar[str] = "kb_search"
     query: Annotated[StrictStr, Field(min_length=1, max_length=200)]
     limit: Annotated[int, Field(ge=1, le=50)] = 10
+
+
+class KbGet(AgentAction):
+    """Open one knowledge-base article (the current version). Reply: ``kb_article``."""
+
+    TYPE: ClassVar[str] = "kb_get"
+    article_id: Annotated[int, Field(ge=1, lt=2**31)]
 
 
 class Heartbeat(Message):
@@ -306,6 +325,46 @@ class KbResults(Message):
     articles: list[Article]
 
 
+class ArticleFull(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: int
+    key: str | None = None
+    title: str
+    body: str = ""  # Markdown
+    category: str = ""
+    tags: list[str] = []
+    org: str = ""  # owning organisation: a city's 12345, 12333, 12315, a department
+    region: str = ""
+    effective_from: str | None = None  # ISO 8601, UTC
+    effective_until: str | None = None
+    status: str = "published"
+    version: int = 1
+    updated: str | None = None
+
+
+class KbArticle(Message):
+    TYPE: ClassVar[str] = "kb_article"
+    ref: Ref | None = None
+    article: ArticleFull
+
+
+class KbUpdated(Message):
+    """An article was published, changed while published, or retired: pushed to every logged-in seat.
+    A seat showing it fetches the new version (``kb_get``) and shows what changed."""
+
+    TYPE: ClassVar[str] = "kb_updated"
+    article_id: int
+    key: str | None = None
+    title: str
+    version: int
+    status: str
+    change: str  # published | edited | retired
+    changed: list[str] = []  # field names
+    org: str = ""
+    why: str = ""
+    at: str = ""  # ISO 8601, UTC: when the change was saved
+
+
 class HeartbeatAck(Message):
     TYPE: ClassVar[str] = "heartbeat_ack"
     ref: Ref | None = None
@@ -318,6 +377,15 @@ class Error(Message):
     code: str
     message: str
     retry_after_s: float | None = None
+
+
+class Token(Message):
+    """A fresh session token (sent every third of the token lifetime while attached):
+    resume with the newest one; older ones stop working (docs/seat-protocol.md)."""
+
+    TYPE: ClassVar[str] = "token"
+    token: str
+    expires_in_s: float
 
 
 class SessionEnded(Message):
@@ -333,26 +401,71 @@ def _table(*classes: type[Message]) -> dict[str, type[Message]]:
 
 
 CLIENT_MESSAGES: dict[str, type[Message]] = _table(
-    Login, Resume, Ready, NotReady, Logout, Accept, Reject, Wrapup, EndWrapup, KbSearch, Heartbeat, Hangup
+    Login, Resume, Ready, NotReady, Logout, Accept, Reject, Wrapup, EndWrapup, KbSearch, Heartbeat, Hangup,
+    KbGet,
 )
 SERVER_MESSAGES: dict[str, type[Message]] = _table(
     Hello, LoginOk, Resumed, State, Offer, OfferEnded, CallAnswered, CallEnded, WrapupSaved, KbResults,
-    HeartbeatAck, Error, SessionEnded,
+    HeartbeatAck, Error, SessionEnded, Token, KbArticle, KbUpdated,
 )
 
 
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
+
+
+def json_depth(data: bytes) -> int:
+    """How deeply ``data``'s arrays and objects nest (brackets inside strings do not count).
+
+    A scan in Python; :func:`_decode` runs it only on a message with more
+    brackets than the depth limit (a message with fewer cannot nest deeper),
+    after the size check."""
+    depth = deepest = 0
+    for ch in _STRING.sub(b"", data):
+        if ch in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in b"]}":
+            depth -= 1
+    return deepest
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    x = float(text)
+    if not math.isfinite(x):
+        raise ValueError(f"number {text[:20]} is out of range")
+    return x
+
+
+def _ref_of(obj: dict) -> Any:
+    """The message's ``id`` if it could be echoed back as ``ref`` (it fits :data:`Ref`), else None."""
+    ref = obj.get("id")
+    if isinstance(ref, str) and len(ref) <= 64:
+        return ref
+    if isinstance(ref, int) and not isinstance(ref, bool) and 0 <= ref < MAX_REF_INT:
+        return ref
+    return None
+
+
 def _decode(data: bytes | str, table: dict[str, type[Message]], max_bytes: int | None) -> Message:
-    size = len(data.encode("utf-8")) if isinstance(data, str) else len(data)
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
+    size = len(raw)
     if max_bytes is not None and size > max_bytes:
         raise TooLarge(f"message is {size} bytes; the limit is {max_bytes}")
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and json_depth(raw) > MAX_JSON_DEPTH:
+        raise BadJson(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
-        obj = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadJson(f"not valid JSON: {exc}") from None
+        # NaN/Infinity (a Python extension) and numbers beyond a double are refused;
+        # integers over 4,300 digits already are (ValueError, sys.int_info)
+        obj = json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise BadJson(f"not valid JSON: {str(exc)[:200]}") from None
     if not isinstance(obj, dict):
         raise BadJson(f"expected a JSON object, got {type(obj).__name__}")
-    ref = obj.get("id")
-    ref = ref if isinstance(ref, (str, int)) and not isinstance(ref, bool) and len(str(ref)) <= 64 else None
+    ref = _ref_of(obj)
     v = obj.pop("v", None)
     if v != PROTOCOL_VERSION or isinstance(v, bool):
         raise UnsupportedVersion(f"protocol version {v!r} is not spoken here; use \"v\": {PROTOCOL_VERSION}", ref)

@@ -36,10 +36,12 @@ from callcenter.engine import EngineError
 from callcenter.engine import events as ev
 
 from . import schema as s
+from .passwords import Busy, PasswordChecks
 from .session import (
     CancelTimer,
     Close,
     EngineInput,
+    GetKbArticle,
     LookupContacts,
     SaveWrapup,
     SearchKb,
@@ -138,6 +140,7 @@ class SeatServer:
         token_secret: str | bytes | None = None,
         contacts_timeout_s: float = 1.0,
         run_blocking: Callable[..., defer.Deferred] | None = None,
+        password_checks: Callable[..., defer.Deferred] | None = None,
     ):
         self.engine = engine
         self.reactor = reactor
@@ -149,6 +152,8 @@ class SeatServer:
         self.contacts_timeout_s = contacts_timeout_s
         self._run_blocking = run_blocking or (
             lambda fn, *args: threads.deferToThreadPool(reactor, reactor.getThreadPool(), fn, *args))
+        # password checks never share the pool above (passwords.py); a test's inline runner serves both
+        self.password_checks = password_checks or (PasswordChecks(reactor) if run_blocking is None else run_blocking)
         self.core = SeatCore(
             limits, agent_info=engine.agent_info, call_info=getattr(engine, "call_info", lambda call_id: None),
             ring_timeout_of=self._ring_timeout_of, token_factory=token_factory,
@@ -228,7 +233,14 @@ class SeatServer:
         return conn
 
     def received(self, conn: int, payload: bytes) -> None:
-        self._do(self.core.received(conn, payload, self.clock.seconds()))
+        try:
+            effects = self.core.received(conn, payload, self.clock.seconds())
+        except Exception:
+            # our bug, not the seat's: answer it and keep this seat and every other one going
+            log.failure("seat connection {conn}: handling a message failed", conn=conn)
+            effects = []
+            self.send(conn, s.error(s.SERVER_ERROR, "the ACD could not handle this message; it was dropped"))
+        self._do(effects)
 
     def connection_lost(self, conn: int) -> None:
         self.protocols.pop(conn, None)
@@ -255,7 +267,11 @@ class SeatServer:
         self._timers.clear()
         for proto in list(self.protocols.values()):
             proto.dropConnection(abort=True)
-        return defer.DeferredList(list(self._pending), consumeErrors=True)
+        d = defer.DeferredList(list(self._pending), consumeErrors=True)
+        stop_checks = getattr(self.password_checks, "stop", None)
+        if stop_checks is not None:
+            d.addBoth(lambda _: stop_checks())
+        return d
 
     # -- effects -------------------------------------------------------------
     def _do(self, effects: list) -> None:
@@ -291,18 +307,31 @@ class SeatServer:
             if old is not None and old.active():
                 old.cancel()
         elif isinstance(e, VerifyLogin):
-            self._in_thread(self.accounts.verify, e.agent_id, e.password).addCallbacks(
-                lambda account: self._do(self.core.login_verified(e.conn, e.agent_id, account, self.clock.seconds(), e.ref)),
-                lambda f: (log.failure("account check failed", f), self._do(self.core.login_unavailable(e.conn, e.ref))),
-            )
+            self._verify_login(e)
         elif isinstance(e, SearchKb):
             self._kb_search(e)
+        elif isinstance(e, GetKbArticle):
+            self._kb_get(e)
         elif isinstance(e, SaveWrapup):
             self._save_wrapup(e)
         elif isinstance(e, LookupContacts):
             self._lookup_contacts(e)
         else:  # pragma: no cover - a new effect without a handler is our bug
             raise TypeError(f"unknown effect {e!r}")
+
+    def _verify_login(self, e: VerifyLogin) -> None:
+        try:
+            d = self.password_checks(self.accounts.verify, e.agent_id, e.password)
+        except Busy as busy:
+            self._do(self.core.login_unavailable(e.conn, e.ref, now=self.clock.seconds(), busy_retry_s=busy.retry_after_s))
+            return
+        self._pending.add(d)
+        d.addBoth(lambda result: (self._pending.discard(d), result)[1])
+        d.addCallbacks(
+            lambda account: self._do(self.core.login_verified(e.conn, e.agent_id, account, self.clock.seconds(), e.ref)),
+            lambda f: (log.failure("account check failed", f),
+                       self._do(self.core.login_unavailable(e.conn, e.ref, now=self.clock.seconds()))),
+        )
 
     def _log_session(self, e: Send) -> None:
         proto = self.protocols.get(e.conn)
@@ -347,6 +376,60 @@ class SeatServer:
             self.send(e.conn, s.error(s.UNAVAILABLE, "the knowledge base is not reachable; try again", e.ref))
 
         self._in_thread(self.kb.search, e.query, e.limit).addCallbacks(found, failed)
+
+    def _kb_get(self, e: GetKbArticle) -> None:
+        if self.kb is None or not hasattr(self.kb, "get"):
+            self.send(e.conn, s.error(s.UNAVAILABLE, "no knowledge base is configured", e.ref))
+            return
+
+        def found(a):
+            if a is None or a.get("status") == "draft":
+                self.send(e.conn, s.error(s.BAD_FIELD, f"no article {e.article_id}", e.ref))
+                return
+            fields = {k: a.get(k) for k in s.ArticleFull.model_fields if k in a}
+            self.send(e.conn, s.KbArticle(ref=e.ref, article=s.ArticleFull(**fields)))
+
+        def failed(f):
+            log.failure("knowledge-base read failed", f)
+            self.send(e.conn, s.error(s.UNAVAILABLE, "the knowledge base is not reachable; try again", e.ref))
+
+        self._in_thread(self.kb.get, e.article_id).addCallbacks(found, failed)
+
+    KB_FANOUT_CHUNK = 250  # seats per reactor turn: a fan-out to thousands must not stall offers
+
+    def kb_changed(self, msg: s.KbUpdated) -> defer.Deferred:
+        """Push a knowledge-base update to every logged-in seat; fires with how many got it.
+
+        The message is encoded and framed once (autobahn's ``prepareMessage``) and
+        sent ``KB_FANOUT_CHUNK`` seats per reactor turn, so calls keep flowing
+        while thousands of seats are told."""
+        data = s.encode(msg)
+        conns = self.core.kb_listeners()
+        done: defer.Deferred = defer.Deferred()
+        prepared: dict[int, Any] = {}
+        sent = [0]
+
+        def send_chunk(start: int) -> None:
+            for conn in conns[start:start + self.KB_FANOUT_CHUNK]:
+                proto = self.protocols.get(conn)
+                if proto is None or proto.state != proto.STATE_OPEN:
+                    continue
+                factory = getattr(proto, "factory", None)
+                if hasattr(proto, "sendPreparedMessage") and hasattr(factory, "prepareMessage"):
+                    pm = prepared.get(id(factory))
+                    if pm is None:
+                        pm = prepared[id(factory)] = factory.prepareMessage(data, isBinary=False)
+                    proto.sendPreparedMessage(pm)
+                else:
+                    proto.sendMessage(data, isBinary=False)
+                sent[0] += 1
+            if start + self.KB_FANOUT_CHUNK < len(conns):
+                self.clock.callLater(0, send_chunk, start + self.KB_FANOUT_CHUNK)
+            else:
+                done.callback(sent[0])
+
+        send_chunk(0)
+        return done
 
     def _save_wrapup(self, e: SaveWrapup) -> None:
         record = {"call_id": e.call_id, "agent_id": e.agent_id, "pool": e.pool, "disposition": e.disposition,

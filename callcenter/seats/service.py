@@ -2,7 +2,7 @@
 
 Accounts, knowledge base and the caller's recent contacts come from the
 records database (callcenter.records: ``accounts.verify_login_blocking``,
-``queries.search_articles``, ``queries.recent_contacts``), each called in a
+``kb.store.KbStore.search``, ``queries.recent_contacts``), each called in a
 thread.  Wrap-ups go to the records writer when it takes them
 (``wrapup_submitted``), else they are logged.
 
@@ -50,14 +50,28 @@ class _RecordsDb:
         return Account(acc.id, acc.pool, dict(acc.skills or {}) or None, acc.endpoint, acc.name or "")
 
     def search(self, query: str, limit: int) -> list[dict]:
-        from sqlalchemy.orm import Session
+        from callcenter.kb.store import KbStore
 
-        from callcenter.records.queries import search_articles
+        return KbStore(self._db()).search(query, limit)
 
-        with Session(self._db()) as session:
-            rows = search_articles(session, query, limit)
-        return [{"id": r["id"], "title": r["title"], "snippet": r.get("snippet", ""),
-                 "tags": [t for t in str(r.get("tags") or "").replace(",", " ").split() if t]} for r in rows]
+    def get(self, article_id: int) -> dict[str, Any] | None:
+        from callcenter.kb.model import NotFound
+        from callcenter.kb.store import KbStore
+
+        try:
+            return KbStore(self._db()).get(article_id)
+        except NotFound:
+            return None
+
+    def kb_last_change(self) -> int:
+        from callcenter.kb.store import KbStore
+
+        return KbStore(self._db()).last_change()
+
+    def kb_changes_since(self, after: int) -> list[dict]:
+        from callcenter.kb.store import KbStore
+
+        return KbStore(self._db()).changes_since(after)
 
     def contacts(self, call_id: str) -> list[dict]:
         from sqlalchemy.orm import Session
@@ -96,6 +110,23 @@ class SeatSubsystem:
         )
         self._port = None
         self.listening: list[tuple[str, str]] = []
+        self.kb_watcher = self._kb_watcher(acd.reactor)
+
+    def _kb_watcher(self, reactor):
+        """Published and retired articles reach every logged-in seat (``kb_updated``), within
+        the watcher's 0.25 s poll plus the fan-out (callcenter/kb/watcher.py)."""
+        from twisted.internet import threads
+
+        from callcenter.kb.watcher import KbWatcher
+
+        from . import schema
+
+        class _Changes:  # the watcher's view of the records database
+            last_change = self.db.kb_last_change
+            changes_since = self.db.kb_changes_since
+
+        return KbWatcher(_Changes(), lambda u: self.server.kb_changed(schema.KbUpdated(**u)), clock=reactor,
+                         run_blocking=lambda fn, *a: threads.deferToThreadPool(reactor, reactor.getThreadPool(), fn, *a))
 
     def start(self):
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -108,10 +139,12 @@ class SeatSubsystem:
         # it already has get the grace period to come back (docs/failover.md)
         self.server.agents_restored()
         self.listening = [("seat WebSocket", f"wss://{host}:{port}{SEAT_PATH}")]
+        self.kb_watcher.start()
         if self.demo:
             log.warn("seat demo call control is ON (acd.seat_demo_call_control): a seat's accept answers the call")
 
     def stop(self):
+        self.kb_watcher.stop()
         port, self._port = self._port, None
         ds = [self.server.stop()]
         if port is not None:

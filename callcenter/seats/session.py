@@ -40,6 +40,7 @@ Policies (docs/seat-protocol.md):
 
 from __future__ import annotations
 
+import hmac
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -62,6 +63,7 @@ __all__ = [
     "StartTimer",
     "CancelTimer",
     "SearchKb",
+    "GetKbArticle",
     "SaveWrapup",
     "LookupContacts",
 ]
@@ -95,7 +97,10 @@ class SeatLimits:
     login_failures_per_address: int = 20
     login_window_s: float = 60.0
     bad_tokens_per_address: int = 100  # per login_window_s; a separate bucket from failed logins
-    token_ttl_s: float = 12 * 3600.0  # a signed token resumes on another ACD until then (one shift)
+    # A token resumes (here or on another ACD of the cluster) until it expires; the server
+    # sends a fresh one every third of this while the seat is attached, and rotates it
+    # (new session id, older tokens dead everywhere) at every login and resume.
+    token_ttl_s: float = 1800.0
 
 
 class TokenBucket:
@@ -125,6 +130,11 @@ class TokenBucket:
     def retry_after(self, now: float, n: float = 1.0) -> float:
         self._refill(now)
         return 0.0 if self.tokens >= n else (n - self.tokens) / self.rate
+
+    def give_back(self, now: float, n: float = 1.0) -> None:
+        """Return a reservation that turned out not to count (a login that succeeded)."""
+        self._refill(now)
+        self.tokens = min(self.capacity, self.tokens + n)
 
     def full(self, now: float) -> bool:
         self._refill(now)
@@ -190,6 +200,13 @@ class SearchKb:
 
 
 @dataclass(frozen=True)
+class GetKbArticle:
+    conn: int
+    article_id: int
+    ref: Any = None
+
+
+@dataclass(frozen=True)
 class SaveWrapup:
     conn: int
     agent_id: str
@@ -236,10 +253,16 @@ class _Session:
     call_phase: str | None = None  # on-call | wrap-up
     recent_calls: deque = field(default_factory=lambda: deque(maxlen=5))
     detached_at: float | None = None
+    sid: str = ""  # the session id its tokens carry; the engine holds the current one
+    previous_token: str | None = None  # still resumes here until the next renewal (a lost ``token`` message)
 
 
 def _grace_key(agent_id: str) -> tuple:
     return ("grace", agent_id)
+
+
+def _renew_key(agent_id: str) -> tuple:
+    return ("renew", agent_id)
 
 
 class SeatCore:
@@ -278,6 +301,7 @@ class SeatCore:
         self._agent_failures: dict[str, TokenBucket] = {}
         self._address_failures: dict[str, TokenBucket] = {}
         self._bad_tokens: dict[str, TokenBucket] = {}
+        self._checking: dict[int, tuple[str, str]] = {}  # conn -> (agent, address) of a password check in flight
         self._orphans: set[str] = set()  # engine agents without a session, in their grace period
 
     # -- queries ---------------------------------------------------------------
@@ -324,6 +348,8 @@ class SeatCore:
         return [StartTimer(_grace_key(sess.agent_id), self.limits.grace_s)]
 
     def timer_fired(self, key: tuple, now: float) -> list:
+        if key[0] == "renew":
+            return self._renew(key[1], now)
         if key[0] == "grace":
             sess = self.sessions.get(key[1])
             if sess is None and key[1] in self._orphans:
@@ -358,10 +384,35 @@ class SeatCore:
             return [CancelTimer(_grace_key(agent_id))]
         return []
 
-    def _new_token(self, agent_id: str, now: float) -> str:
+    def _new_token(self, agent_id: str, now: float, sid: str) -> str:
         if self.token_factory is not None:
             return self.token_factory()
-        return self.token_signer.issue(agent_id, now, self.limits.token_ttl_s)
+        return self.token_signer.issue(agent_id, now, self.limits.token_ttl_s, sid)
+
+    def _rotate(self, sess: _Session, now: float) -> list:
+        """A new session id and token for ``sess``; every older token of the agent stops
+        resuming, here at once and on any ACD that restores the engine's state (which
+        holds the current session id: EngineInput below, journaled to Redis)."""
+        for old in (sess.token, sess.previous_token):
+            if old:
+                self.tokens.pop(old, None)
+        sess.previous_token = None
+        sess.sid = self.token_signer.new_session_id()
+        sess.token = self._new_token(sess.agent_id, now, sess.sid)
+        self.tokens[sess.token] = sess.agent_id
+        return [StartTimer(_renew_key(sess.agent_id), self.limits.token_ttl_s / 3)]
+
+    def _renew(self, agent_id: str, now: float) -> list:
+        """A fresh token with the same session id for an attached seat (expiry pushed back)."""
+        sess = self.sessions.get(agent_id)
+        if sess is None or sess.conn is None:
+            return []  # detached: its resume rotates the token
+        if sess.previous_token:
+            self.tokens.pop(sess.previous_token, None)
+        sess.previous_token, sess.token = sess.token, self._new_token(agent_id, now, sess.sid)
+        self.tokens[sess.token] = agent_id
+        return [Send(sess.conn, s.Token(token=sess.token, expires_in_s=self.limits.token_ttl_s)),
+                StartTimer(_renew_key(agent_id), self.limits.token_ttl_s / 3)]
 
     # -- messages ----------------------------------------------------------------
     def received(self, conn: int, data: bytes | str, now: float) -> list:
@@ -433,34 +484,53 @@ class SeatCore:
             return self._err(c, s.ALREADY_LOGGED_IN, f"this connection is already logged in as {c.agent_id}", msg)
         if c.login_pending:
             return self._err(c, s.ALREADY_LOGGED_IN, "a login is already being checked", msg)
+        # Reserve before the (expensive) password check: a check in flight counts as a
+        # failure until it succeeds, so parallel connections cannot all get checked at once.
         by_agent, by_address = self._failure_buckets(msg.agent_id, c.address, now)
-        if not (by_agent.has(now) and by_address.has(now)):
-            wait = max(by_agent.retry_after(now), by_address.retry_after(now))
-            return self._err(c, s.LOGIN_THROTTLED, "too many failed logins; try again later", msg, retry_after_s=round(wait, 1))
+        if not by_agent.take(now):
+            return self._throttled(c, msg, by_agent, by_address, now)
+        if not by_address.take(now):
+            by_agent.give_back(now)
+            return self._throttled(c, msg, by_agent, by_address, now)
         c.login_pending = True
+        self._checking[c.id] = (msg.agent_id, c.address)
         return [VerifyLogin(c.id, msg.agent_id, msg.password, msg.id)]
 
+    def _throttled(self, c: _Conn, msg: s.Login, by_agent: TokenBucket, by_address: TokenBucket, now: float) -> list:
+        wait = max(by_agent.retry_after(now), by_address.retry_after(now))
+        return self._err(c, s.LOGIN_THROTTLED, "too many failed or pending logins; try again later", msg,
+                         retry_after_s=round(wait, 1))
+
+    def _release(self, conn: int, now: float) -> None:
+        """Give a login's reservation back: it did not fail (it succeeded, or was never checked)."""
+        agent_id, address = self._checking.pop(conn, (None, None))
+        a, b = self._agent_failures.get(agent_id), self._address_failures.get(address)
+        if a is not None:
+            a.give_back(now)
+        if b is not None:
+            b.give_back(now)
+
     def login_verified(self, conn: int, agent_id: str, account: Account | None, now: float, ref: Any = None) -> list:
+        ok = account is not None and account.agent_id == agent_id
+        if ok:
+            self._release(conn, now)
+        else:  # a failed login: the reservation taken in _on_login stays
+            self._checking.pop(conn, None)
         c = self.conns.get(conn)
         if c is None:
             return []
         c.login_pending = False
-        if account is None or account.agent_id != agent_id:
-            by_agent, by_address = self._failure_buckets(agent_id, c.address, now)
-            by_agent.take(now)
-            by_address.take(now)
+        if not ok:
             return [Send(conn, s.error(s.BAD_CREDENTIALS, "unknown agent or wrong password", ref))]
         out: list = self._claim_orphan(agent_id)
         sess = self.sessions.get(agent_id)
         took_over = sess is not None
         if sess is not None:
             out += self._detach_for_takeover(sess)
-            del self.tokens[sess.token]
-            sess.token = self._new_token(agent_id, now)
         else:
-            sess = _Session(agent_id, account.pool, self._new_token(agent_id, now), None)
+            sess = _Session(agent_id, account.pool, "", None)
             self.sessions[agent_id] = sess
-        self.tokens[sess.token] = agent_id
+        out += self._rotate(sess, now)
         sess.conn, sess.detached_at = conn, None
         c.agent_id = agent_id
         info = None if took_over else self.agent_info(agent_id)
@@ -469,6 +539,8 @@ class SeatCore:
             # whose grace timer just ran out here): adopt its state
             took_over = True
             self._adopt(sess, info, now)
+        if took_over:  # the engine already has the agent: tell it the new session first
+            out.append(EngineInput("agent_session_changed", (agent_id, sess.sid)))
         out.append(Send(conn, s.LoginOk(
             ref=ref, agent_id=agent_id, pool=sess.pool, token=sess.token,
             state=sess.state if took_over else ev.NOT_READY, reason=sess.reason if took_over else "",
@@ -479,7 +551,7 @@ class SeatCore:
         else:
             out.append(EngineInput(
                 "agent_logged_in", (agent_id,),
-                {"pool": account.pool, "skills": account.skills, "endpoint": account.endpoint},
+                {"pool": account.pool, "skills": account.skills, "endpoint": account.endpoint, "session": sess.sid},
                 conn=conn, ref=ref,
             ))
         return out
@@ -517,7 +589,9 @@ class SeatCore:
         info = self.agent_info(claims.agent_id)
         if info is None or info.get("state", ev.LOGGED_OUT) == ev.LOGGED_OUT or info.get("logout_pending"):
             return None  # (logout pending: its grace period already ran out here)
-        sess = _Session(claims.agent_id, info.get("pool", ""), token, None)
+        if not hmac.compare_digest(claims.session_id, info.get("session") or ""):
+            return None  # an older session's token (logged out, taken over or resumed since)
+        sess = _Session(claims.agent_id, info.get("pool", ""), token, None, sid=claims.session_id)
         self._adopt(sess, info, now)
         self.sessions[sess.agent_id] = sess
         self.tokens[token] = sess.agent_id
@@ -544,6 +618,8 @@ class SeatCore:
         if c.agent_id is not None:
             return self._err(c, s.ALREADY_LOGGED_IN, f"this connection is already logged in as {c.agent_id}", msg)
         agent_id = self.tokens.get(msg.token)
+        if agent_id and self.token_factory is None and self.token_signer.verify(msg.token, now) is None:
+            agent_id = None  # expired (a seat detached for longer than the token lives)
         sess = self.sessions.get(agent_id) if agent_id else None
         if sess is None:
             sess = self._resume_signed(msg.token, now)
@@ -558,6 +634,9 @@ class SeatCore:
         out.append(EngineInput("agent_confirmed", (sess.agent_id,), {}))
         sess.conn, sess.detached_at = c.id, None
         c.agent_id = sess.agent_id
+        # rotate: the token just used (and any copy of it) never resumes again
+        out += self._rotate(sess, now)
+        out.append(EngineInput("agent_session_changed", (sess.agent_id, sess.sid)))
         call = s.CallView(call_id=sess.call_id, phase=sess.call_phase) if sess.call_id and sess.call_phase else None
         offer = sess.offer if not sess.offer_waiting_context else None
         out.append(Send(c.id, s.Resumed(
@@ -639,13 +718,28 @@ class SeatCore:
         sess, err = self._session(c, msg)
         return err or [SearchKb(c.id, msg.query, msg.limit, msg.id)]
 
+    def _on_kb_get(self, c: _Conn, msg: s.KbGet, now: float) -> list:
+        sess, err = self._session(c, msg)
+        return err or [GetKbArticle(c.id, msg.article_id, msg.id)]
+
+    def kb_listeners(self) -> list[int]:
+        """Connections of logged-in seats: where a knowledge-base update goes."""
+        return [sess.conn for sess in self.sessions.values() if sess.conn is not None]
+
     # -- results of slow work ------------------------------------------------------
-    def login_unavailable(self, conn: int, ref: Any = None) -> list:
-        """The account store could not answer (database down): not a failed login."""
+    def login_unavailable(self, conn: int, ref: Any = None, *, now: float = 0.0,
+                          busy_retry_s: float | None = None) -> list:
+        """The password was not checked: the account store could not answer (database
+        down), or ``busy_retry_s`` is set because the password checks were full.  Not a
+        failed login: its reservation is given back (the connection may be gone by now)."""
+        self._release(conn, now)
         c = self.conns.get(conn)
         if c is None:
             return []
         c.login_pending = False
+        if busy_retry_s is not None:
+            return [Send(conn, s.error(s.BUSY, "the ACD is busy checking other logins; retry shortly", ref,
+                                       retry_after_s=round(busy_retry_s, 1)))]
         return [Send(conn, s.error(s.UNAVAILABLE, "the account store is not reachable; try again shortly", ref, retry_after_s=5.0))]
 
     def engine_refused(self, effect: EngineInput, exc: Exception, now: float) -> list:
@@ -731,5 +825,7 @@ class SeatCore:
     def _forget(self, sess: _Session) -> None:
         self.sessions.pop(sess.agent_id, None)
         self.tokens.pop(sess.token, None)
+        if sess.previous_token:
+            self.tokens.pop(sess.previous_token, None)
         if sess.conn is not None and sess.conn in self.conns:
             self.conns[sess.conn].agent_id = None

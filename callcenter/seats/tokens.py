@@ -10,9 +10,11 @@ random per-process secret is used: tokens then only work on the ACD that
 issued them (a single ACD).
 
 Checking uses ``hmac.compare_digest`` (constant time).  A token only proves
-"this ACD cluster gave agent X a session until T"; whether it may resume is
-the session core's decision (the agent must still be known, and not have a
-newer session).
+"this ACD cluster gave agent X session S until T"; whether it may resume is
+the session core's decision: the engine (whose state every ACD of the cluster
+restores from Redis) must still have the agent logged in *with session S*.
+A new login, a takeover or a resume gives the agent a new session id, so
+every older token stops working everywhere, across restarts and failovers.
 """
 
 from __future__ import annotations
@@ -59,9 +61,15 @@ class TokenSigner:
     def _mac(self, payload: bytes) -> bytes:
         return hmac.new(self._key, payload, hashlib.sha256).digest()
 
-    def issue(self, agent_id: str, now: float, ttl_s: float) -> str:
+    def new_session_id(self) -> str:
+        return self._session_ids()
+
+    def issue(self, agent_id: str, now: float, ttl_s: float, session_id: str | None = None) -> str:
         issued = int(now)
-        payload = f"{_VERSION}|{agent_id}|{self._session_ids()}|{issued}|{int(now + ttl_s)}".encode()
+        sid = session_id or self._session_ids()
+        if "|" in sid:
+            raise ValueError("a session id must not contain '|'")
+        payload = f"{_VERSION}|{agent_id}|{sid}|{issued}|{int(now + ttl_s)}".encode()
         return f"{_b64(payload)}.{_b64(self._mac(payload))}"
 
     def verify(self, token: str, now: float) -> TokenClaims | None:

@@ -12,6 +12,7 @@ drive a ``task.Clock`` use it to stay deterministic against a real Redis.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -55,3 +56,37 @@ class InlineRunner:
 
     def __call__(self, fn: Callable[..., Any], *args: Any) -> defer.Deferred:
         return defer.maybeDeferred(fn, *args)
+
+
+class DaemonThreadRunner:
+    """``runner(fn, *args) -> Deferred``: one daemon thread per call, result delivered on the reactor.
+
+    For health probes (a PING, a ``SELECT 1``) that may hang on a frozen
+    server: unlike :class:`ThreadRunner` nothing is joined at stop, so a stuck
+    probe can delay neither the reactor nor shutdown.  Callers keep at most
+    one probe in flight, so threads do not pile up.
+    """
+
+    def __init__(self, reactor: Any, name: str = "callcenter-probe"):
+        self.reactor = reactor
+        self.name = name
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        """Nothing to join: a probe stuck on a frozen server must not hold up shutdown."""
+
+    def __call__(self, fn: Callable[..., Any], *args: Any) -> defer.Deferred:
+        d: defer.Deferred = defer.Deferred()
+
+        def run() -> None:
+            try:
+                result = fn(*args)
+            except BaseException as exc:  # delivered as a failure, never raised in the thread
+                self.reactor.callFromThread(d.errback, exc)
+            else:
+                self.reactor.callFromThread(d.callback, result)
+
+        threading.Thread(target=run, name=self.name, daemon=True).start()
+        return d

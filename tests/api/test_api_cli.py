@@ -45,7 +45,11 @@ def test_emergency_on_and_off(acd, capsys):
     base = ["--url", acd.url, "--token", SUPERVISOR]
     rc, out, _ = run(capsys, "emergency", "hotline", "on", "surge", *base)
     assert (rc, out) == (0, "hotline: emergency plan surge (was off)\n")
-    assert acd.http("GET", "/api/v1/status", token=VIEWER).body["queues"][0]["emergency"] == "surge"
+    queue = acd.http("GET", "/api/v1/status", token=VIEWER).body["queues"][0]
+    assert queue["emergency"] == "surge"
+    assert queue["emergency_by"] and isinstance(queue["emergency_since"], float)
+    rc, out, _ = run(capsys, "status", "--url", acd.url, "--token", VIEWER)
+    assert rc == 0 and f"surge (by {queue['emergency_by']}, " in out and " UTC)" in out
     rc, out, _ = run(capsys, "emergency", "hotline", "off", *base)
     assert (rc, out) == (0, "hotline: emergency plan off (was surge)\n")
     rc, _, err = run(capsys, "emergency", "hotline", "on", "no-such-plan", *base)

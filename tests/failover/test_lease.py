@@ -145,8 +145,8 @@ def test_active_keeps_role_through_outage_and_reclaims_after_data_loss(fresh_red
     a.clock.advance(0.5)
     assert a.keeper.role == ACTIVE  # routing goes on from memory
     assert redis_up[-1] is False
-    # Redis comes back empty (no persistence of the last second): A reclaims and restores the fence
-    (fresh_redis.directory / "dump.rdb").unlink(missing_ok=True)
+    # Redis comes back empty (its files lost): A reclaims and restores the fence
+    fresh_redis.wipe_files()
     fresh_redis.requested_port = fresh_redis.port
     fresh_redis.start()
     a.clock.advance(0.5)
@@ -167,6 +167,7 @@ def test_standby_after_redis_error_waits_quiet_period_so_active_can_reclaim(fres
     fresh_redis.kill()
     b.clock.advance(0.5)  # B sees the error
     a.clock.advance(1.0)
+    fresh_redis.wipe_files()  # it comes back empty (with its files, the AOF would keep the fence)
     fresh_redis.requested_port = fresh_redis.port
     fresh_redis.start()
     rclient.delete(KEYS.lease)  # the lease lapsed during the outage

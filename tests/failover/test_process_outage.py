@@ -33,6 +33,7 @@ def test_redis_outage_alarm_and_write_back_in_a_real_process(tmp_path):
         code, status = acd.api("status")
         assert code == 200 and status["pools"][0]["agents"]["ready"] == 3
 
+        cluster.redis.wipe_files()  # its files are lost too (with them the AOF would keep the data)
         cluster.redis.requested_port = cluster.redis.port
         cluster.redis.start()  # back, empty
         until(lambda: metric(acd.metrics(), "callcenter_redis_up") == 1.0, 15, "Redis seen again")

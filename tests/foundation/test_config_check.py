@@ -69,3 +69,32 @@ def test_empty_env_values_do_not_override():
     config = parse_config(_example(), env={"CALLCENTER_STATE_DIR": "", "CALLCENTER_AGI_SECRET": "s3"})
     assert config.acd.state_dir == ".state"
     assert config.acd.agi_secret == "s3"
+
+
+def test_abandoned_to_callback_without_a_call_file_spool_is_an_error_naming_the_field(tmp_path, capsys):
+    raw = _example()
+    raw["queues"][0]["callback"]["abandoned_to_callback"] = True
+    raw["acd"]["callfile_dir"] = None
+    bad = tmp_path / "no-spool.yaml"
+    bad.write_text(yaml.safe_dump(raw), encoding="utf-8")
+
+    assert main(["config", "check", str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == f"{bad}: 1 problem(s)"
+    assert "queues[0].callback.abandoned_to_callback: needs acd.callfile_dir" in out
+    # serve refuses it too, before starting anything
+    assert main(["serve", "--config", str(bad)]) == 1
+    assert "queues[0].callback.abandoned_to_callback" in capsys.readouterr().err
+
+    raw["acd"]["callfile_dir"] = str(tmp_path / "outgoing")
+    good = tmp_path / "spool.yaml"
+    good.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    assert main(["config", "check", str(good)]) == 0
+    # the engine and the simulator model callbacks without placing them: still a valid config there
+    raw["acd"]["callfile_dir"] = None
+    assert parse_config(raw, env={}).queues[0].callback.abandoned_to_callback is True
+
+
+def test_the_shipped_config_passes_config_check(capsys):
+    assert main(["config", "check", str(EXAMPLE_CONFIG)]) == 0
+    assert "problem" not in capsys.readouterr().out

@@ -81,7 +81,8 @@ def test_the_overview_shows_what_admins_watch():
     exprs = " ".join(t["expr"] for p in overview["panels"] for t in p["targets"])
     for needle in ("queue:callcenter_connection_rate:24h", "vector(0.95)", "callcenter_queue_waiting_calls",
                    "callcenter_queue_oldest_wait_seconds", "callcenter_agents", "callcenter_calls_answered_total",
-                   "sum by (tier)", "callcenter_lender_borrowed_share_ratio"):
+                   "sum by (tier)", "callcenter_lender_borrowed_share_ratio",
+                   "callcenter_queue_emergency_since_seconds"):
         assert needle in exprs, needle
 
 

@@ -94,11 +94,15 @@ def _duration_s(text: str) -> int:
 
 
 def _expand(values: str) -> list[Fraction | None]:
-    """promtool's expanding notation: `a+bxN`, `a-bxN`, `axN`, plain numbers, `_` (missing)."""
+    """promtool's expanding notation: `a+bxN`, `a-bxN`, `axN`, plain numbers, `_` (missing),
+    `_xN`, `stale`."""
     out: list[Fraction | None] = []
     for tok in values.split():
-        if tok == "_":
+        if tok in ("_", "stale"):
             out.append(None)
+            continue
+        if re.fullmatch(r"_x\d+", tok):
+            out.extend([None] * int(tok[2:]))
             continue
         m = re.fullmatch(r"(-?[\d.]+)(?:([+-])([\d.]+))?x(\d+)", tok)
         if m is None:

@@ -24,6 +24,8 @@ Q = "hotline-12345"
 def example_config(**acd):
     raw = yaml.safe_load((REPO_ROOT / "deploy" / "callcenter.yaml").read_text(encoding="utf-8"))
     raw["acd"].update(acd)
+    # The engine counts abandoned-to-callback calls without placing them (no call-file spool needed).
+    raw["queues"][0]["callback"]["abandoned_to_callback"] = True
     return parse_config(raw, env={})
 
 
@@ -150,10 +152,18 @@ def test_gauges_are_read_from_the_engine_at_scrape_time(world):
     assert sample_value(text, "callcenter_queue_oldest_wait_seconds", queue=Q) == 15
     clock.advance(20)  # no event at all: the next scrape still sees the longer wait
     assert sample_value(scrape(registry), "callcenter_queue_oldest_wait_seconds", queue=Q) == 35
-    engine.emergency_set(Q, "surge")
+    switched_at = clock.seconds()
+    engine.emergency_set(Q, "surge", by="duty-supervisor")
+    clock.advance(60)
     text = scrape(registry)
     assert sample_value(text, "callcenter_queue_emergency_active", queue=Q) == 1
     assert sample_value(text, "callcenter_queue_emergency_plan_info", queue=Q, plan="surge") == 1
+    # who switched it on and when, for the dashboard (state that outlives a restart must show)
+    assert sample_value(text, "callcenter_queue_emergency_since_seconds", queue=Q, plan="surge",
+                        by="duty-supervisor") == switched_at
+    restored = type(engine).restore(engine.config, clock, engine.snapshot())
+    queue = next(q for q in restored.status()["queues"] if q["name"] == Q)
+    assert (queue["emergency_by"], queue["emergency_since"]) == ("duty-supervisor", switched_at)
     engine.emergency_set(Q, None)
     engine.caller_hung_up("c1")
     engine.caller_hung_up("c2")
@@ -162,6 +172,7 @@ def test_gauges_are_read_from_the_engine_at_scrape_time(world):
     assert sample_value(text, "callcenter_queue_callbacks_waiting_calls", queue=Q) == 2
     assert sample_value(text, "callcenter_queue_emergency_active", queue=Q) == 0
     assert "callcenter_queue_emergency_plan_info{" not in text
+    assert "callcenter_queue_emergency_since_seconds{" not in text
 
 
 def test_agents_by_state_and_lender_share(world):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import threading
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import pytest
 from argon2 import PasswordHasher
@@ -98,23 +98,25 @@ def test_verify_in_a_thread_from_the_reactor(migrated_db):
 
 
 def test_search_articles(migrated_db):
+    from callcenter.kb.store import KbStore
+
     db = migrated_db
     now = datetime(2026, 11, 1)
-    with Session(db.engine) as s, s.begin():
-        s.add_all([
-            m.Article(title="居家隔离政策", body="密切接触者居家隔离7天，社区负责送药。", tags="epidemic 隔离", updated=now),
-            m.Article(title="核酸检测点", body="全市核酸检测点名单；隔离人员上门采样。", tags="epidemic",
-                      updated=now + timedelta(days=1)),
-            m.Article(title="工资拖欠投诉", body="拨打12333或到劳动监察大队投诉。", tags="labour", updated=now),
-            m.Article(title="100% refund_policy", body="Consumer refunds within 7 days.", tags="consumer", updated=now),
-        ])
+    kb = KbStore(db.engine)
+    for title, body, tags in [
+        ("居家隔离政策", "密切接触者居家隔离7天，社区负责送药。", "epidemic 隔离"),
+        ("核酸检测点", "全市核酸检测点名单；隔离人员上门采样。", "epidemic"),
+        ("工资拖欠投诉", "拨打12333或到劳动监察大队投诉。", "labour"),
+        ("100% refund_policy", "Consumer refunds within 7 days.", "consumer"),
+    ]:
+        kb.create({"title": title, "body": body, "tags": tags, "org": "t"}, "test", publish=True, trusted=True, now=now)
     with Session(db.engine) as s:
         titles = [a["title"] for a in search_articles(s, "隔离", 10)]
         assert titles == ["居家隔离政策", "核酸检测点"]  # title hit first
-        assert [a["title"] for a in search_articles(s, "隔离 送药", 10)] == ["居家隔离政策"]
-        assert [a["title"] for a in search_articles(s, "REFUND", 10)] == ["100% refund_policy"]
-        assert search_articles(s, "100%", 10)[0]["title"] == "100% refund_policy"
-        assert search_articles(s, "%", 10) == [] or all("%" in a["title"] + a["snippet"] for a in search_articles(s, "%", 10))
+        assert [a["title"] for a in search_articles(s, "隔离 送药", 10)][0] == "居家隔离政策"
+        assert [a["title"] for a in search_articles(s, "REFUND", 10)] == []  # words, not substrings: refund_policy
+        assert [a["title"] for a in search_articles(s, "refunds", 10)] == ["100% refund_policy"]
+        assert search_articles(s, "%", 10) == []
         assert search_articles(s, "   ", 10) == []
         assert len(search_articles(s, "epidemic", 1)) == 1
         assert "12333" in search_articles(s, "工资", 5)[0]["snippet"]
@@ -159,13 +161,40 @@ def test_cli_agents_and_cdr_export(db, tmp_path, clock, capsys, monkeypatch):
     w.stop()
     out_file = tmp_path / "cdr.csv"
     code, _, err = cli("cdr", "export", "--from", "2025-11-28", "--to", "2025-11-29T00:00+00:00",
-                       "--format", "csv", "-o", str(out_file))
+                       "--format", "csv", "--raw", "-o", str(out_file))
     assert code == 0 and "exported 5" in err
     rows = list(csv.DictReader(out_file.open()))
     assert [r["call_id"] for r in rows] == [f"call-{i}" for i in range(5)]
     assert rows[0]["offers"] == "a1@own/t0:answered:2.0s" and rows[0]["outcome"] == "answered"
     assert [r["disposition"] for r in rows] == ["resolved", "", "", "", ""]
     assert "138" not in "".join(r["caller_hash"] for r in rows)  # never the number itself
+
+    # The supervisor's export (the default): local times with offset, whole seconds, names, no hash.
+    with Session(db.engine) as s, s.begin():
+        accounts.add_agent(s, "a1", pool="own", name="李四", endpoint="PJSIP/1001")
+    code, out, err = cli("cdr", "export", "--from", "2025-11-28", "--to", "2025-11-29")
+    assert code == 0 and "exported 5" in err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert "caller_hash" not in rows[0] and "offers" not in rows[0]
+    first = rows[0]
+    assert first["arrival"] == "2025-11-28T11:20:00+08:00"  # 03:20 UTC in Asia/Shanghai
+    assert first["answered_at"] == "2025-11-28T11:20:02+08:00"
+    assert (first["wait_s"], first["talk_s"], first["within_15s"]) == ("2", "30", "yes")
+    assert (first["agent_id"], first["agent_name"], first["ticket"]) == ("a1", "李四", "T1")
+    assert first["caller_masked"] == "138****0000"
+    assert (rows[4]["outcome"], rows[4]["within_15s"], rows[4]["agent_name"]) == ("abandoned", "no", "")
+    code, out, _ = cli("cdr", "export", "--zone", "UTC")
+    assert code == 0 and list(csv.DictReader(io.StringIO(out)))[0]["arrival"] == "2025-11-28T03:20:00+00:00"
+    # --from/--to without an offset are in the zone: 11:20 Shanghai is the first call
+    code, _, err = cli("cdr", "export", "--from", "2025-11-28T11:20:01", "--to", "2025-11-29")
+    assert code == 0 and "exported 4" in err
+    excel = tmp_path / "cdr-excel.csv"
+    code, _, _ = cli("cdr", "export", "--excel", "-o", str(excel))
+    data = excel.read_bytes()
+    assert code == 0 and data.startswith(b"\xef\xbb\xbfcall_id,") and b"\r\n" in data
+    assert "李四" in data.decode("utf-8-sig")
+    code, _, err = cli("cdr", "export", "--zone", "Mars/Olympus")
+    assert code == 1 and "--zone" in err and "time zone" in err
     code, _, err = cli("cdr", "export", "--from", "2025-11-29", "--to", "2025-11-30")
     assert code == 0 and "exported 0" in err
     code, _, err = cli("cdr", "export", "--from", "yesterday")

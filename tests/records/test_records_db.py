@@ -33,8 +33,12 @@ def test_migrate_creates_the_schema_the_models_describe(db):
     db.migrate()
     db.migrate()  # idempotent
     assert current_revision(db.url) == head_revision()
+    from callcenter.kb.store import is_index_table
+
     with db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), m.metadata)
+    diff = [d for d in diff if not (d[0] in ("remove_table", "remove_index")  # unmodelled, by design
+                                    and is_index_table(getattr(d[1], "table", d[1]).name))]
     assert diff == [], f"models and migrations differ: {diff}"
 
 

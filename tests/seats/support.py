@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from argon2 import PasswordHasher
+from autobahn.twisted.websocket import WebSocketClientProtocol
 from twisted.internet import defer, reactor
 from twisted.internet.task import Clock, deferLater
 
@@ -52,23 +53,21 @@ def accounts() -> StaticAccounts:
 
 def knowledge_base(path: Path) -> DbKnowledgeBase:
     """A real SQLite database with the records schema and three articles."""
-    from sqlalchemy import create_engine
-
-    from callcenter.records.models import Article, metadata
+    from callcenter.kb.store import KbStore
+    from callcenter.records.db import make_engine, migrate
 
     url = f"sqlite:///{path}"
-    eng = create_engine(url)
-    metadata.create_all(eng)
+    migrate(url)
+    eng = make_engine(url)
     now = datetime(2026, 1, 1)
-    with eng.begin() as conn:
-        conn.execute(Article.__table__.insert(), [
-            {"title": "Fever clinic opening hours", "body": "Fever clinics open 24 hours. Bring your ID card.",
-             "tags": "epidemic medical", "updated": now},
-            {"title": "Mask supply points", "body": "Free masks are handed out at community centres.",
-             "tags": "supplies", "updated": now},
-            {"title": "Unpaid wages", "body": "Report unpaid wages to the labour bureau; fever is no excuse.",
-             "tags": "labour", "updated": now},
-        ])
+    KbStore(eng).create_many([
+        {"title": "Fever clinic opening hours", "body": "Fever clinics open 24 hours. Bring your ID card.",
+         "tags": "epidemic medical", "org": "test"},
+        {"title": "Mask supply points", "body": "Free masks are handed out at community centres.",
+         "tags": "supplies", "org": "test"},
+        {"title": "Unpaid wages", "body": "Report unpaid wages to the labour bureau; fever is no excuse.",
+         "tags": "labour", "org": "test"},
+    ], "test", publish=True, trusted=True, now=now)
     eng.dispose()
     return DbKnowledgeBase(url)
 
@@ -104,6 +103,8 @@ class SeatWorld:
                                       server_context_factory(files.cert, files.key), interface="127.0.0.1")
         self.url = f"wss://127.0.0.1:{self.port.getHost().port}{SEAT_PATH}"
         self.clients: list[SeatClient] = []
+        self.raw_factories: list = []
+        self.raw_protocols: list[RawSeat] = []
 
     def client(self, agent_id: str, password: str | None = None, *, urls: list[str] | None = None,
                token: str | None = None, **kw) -> SeatClient:
@@ -117,6 +118,25 @@ class SeatWorld:
         return c
 
     @defer.inlineCallbacks
+    def raw(self):
+        """A bare WebSocket connection to the seat server (no client library, not logged in)."""
+        from autobahn.twisted.websocket import WebSocketClientFactory
+        from twisted.internet import ssl
+        from twisted.internet.endpoints import SSL4ClientEndpoint
+
+        factory = WebSocketClientFactory(self.url, reactor=reactor)
+        factory.protocol = RawSeat
+        factory.setProtocolOptions(openHandshakeTimeout=0, closeHandshakeTimeout=0)
+        self.raw_factories.append(factory)
+        with open(self.cafile, "rb") as f:
+            trust = ssl.Certificate.loadPEM(f.read())
+        options = ssl.optionsForClientTLS("127.0.0.1", trustRoot=trust)
+        proto = yield SSL4ClientEndpoint(reactor, "127.0.0.1", self.port.getHost().port, options).connect(factory)
+        yield until(lambda: proto.opened, what="raw connection open")
+        self.raw_protocols.append(proto)
+        return proto
+
+    @defer.inlineCallbacks
     def kill(self):
         """This ACD dies: its listener and every connection go (clients keep running)."""
         self.killed = True
@@ -127,6 +147,10 @@ class SeatWorld:
     def close(self):
         for c in self.clients:
             yield c.stop()
+        for proto in self.raw_protocols:
+            if proto.closed is None:
+                proto.dropConnection(abort=True)
+        yield until(lambda: all(p.closed is not None for p in self.raw_protocols), timeout=5)
         if not self.killed:
             yield self.server.stop()
             yield self.port.stopListening()
@@ -136,11 +160,35 @@ class SeatWorld:
         yield until(lambda: not self.server.protocols, timeout=30)
         # autobahn batches its timers (txaio); a bucket's DelayedCall outlives the
         # timers cancelled in it, which trial would report as a dirty reactor
-        for factory in [self.server.ws_factory] + [c._factory for c in self.clients if c._factory]:  # noqa: SLF001
+        factories = [self.server.ws_factory] + [c._factory for c in self.clients if c._factory] + self.raw_factories  # noqa: SLF001
+        for factory in factories:
             for delayed_call, _ in list(factory._batched_timer._buckets.values()):
                 if delayed_call.active():
                     delayed_call.cancel()
             factory._batched_timer._buckets.clear()
+
+
+class RawSeat(WebSocketClientProtocol):
+    """A bare seat connection: records every message (decoded JSON) and how it closed."""
+
+    opened = False
+    closed = None  # (code, reason) once closed
+
+    def onOpen(self):
+        self.opened = True
+        self.got: list[dict] = []
+
+    def onMessage(self, payload, isBinary):
+        self.got.append(json.loads(payload))
+
+    def onClose(self, wasClean, code, reason):
+        self.closed = (code, reason)
+
+    def send_json(self, msg: dict | bytes) -> None:
+        self.sendMessage(msg if isinstance(msg, bytes) else raw(msg))
+
+    def of_type(self, typ: str) -> list[dict]:
+        return [m for m in getattr(self, "got", []) if m.get("type") == typ]
 
 
 @defer.inlineCallbacks

@@ -83,7 +83,9 @@ class TokenAcrossAcdsTests(FailoverTest):
             what=lambda: f"resumed on the new ACD: {c.status} {c.url} {[k for k, _ in c.received]}",
         )
         self.assertEqual(c.url, new_url)
-        self.assertEqual(c.token, token)
+        self.assertNotEqual(c.token, token)  # rotated on resume: the token used is dead
+        claims = new.server.core.token_signer.verify(c.token, new.clock.seconds())
+        self.assertEqual(new.engine.agent_info("a1")["session"], claims.session_id)
         self.assertEqual(new.server.accounts.checks, 0, "no password check on resume")
         resumed = of_kind(c, "resumed")[-1]
         self.assertEqual(resumed.state, "offered")

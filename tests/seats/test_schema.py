@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from callcenter.seats import schema as s
@@ -26,6 +26,7 @@ SAMPLES = {
     "kb_search": {"query": "fever", "limit": 5},
     "heartbeat": {},
     "hangup": {"call_id": "c1"},
+    "kb_get": {"article_id": 7},
 }
 
 
@@ -50,6 +51,8 @@ def test_every_client_message_has_a_sample_and_round_trips():
     (b'{"v": 1, "type": "accept", "call_id": 7}', s.BadField),
     (b'{"v": 1, "type": "wrapup", "call_id": "c", "disposition": "d", "ticket": {"k": 1}}', s.BadField),
     (b'{"v": 1, "type": "ready", "id": true, "x": 1}', s.BadField),
+    (b'{"v": 1, "type": "kb_get", "article_id": 0}', s.BadField),
+    (b'{"v": 1, "type": "kb_get", "article_id": 1e300}', s.BadField),
 ])
 def test_distinct_errors(data, error):
     with pytest.raises(error) as info:
@@ -69,6 +72,10 @@ def test_bad_field_errors_never_echo_the_password():
     assert "secret-pw" not in str(info.value)
 
 
+FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@FUZZ
 @given(st.binary(max_size=300))
 def test_arbitrary_bytes_never_escape_as_other_exceptions(data):
     try:
@@ -77,6 +84,7 @@ def test_arbitrary_bytes_never_escape_as_other_exceptions(data):
         pass
 
 
+@FUZZ
 @given(st.dictionaries(st.sampled_from(["v", "type", "id", "agent_id", "call_id", "reason", "query"]),
                        st.one_of(st.none(), st.integers(), st.text(max_size=20), st.booleans(),
                                  st.lists(st.integers(), max_size=2)), max_size=6))

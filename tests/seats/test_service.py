@@ -15,9 +15,9 @@ from twisted.trial import unittest
 
 from callcenter.app import Acd
 from callcenter.config import parse_config
+from callcenter.kb.store import KbStore
 from callcenter.records.accounts import add_agent
 from callcenter.records.db import make_engine, migrate
-from callcenter.records.models import Article
 from callcenter.seats import service
 from seat_agent.client import SeatClient
 
@@ -41,8 +41,8 @@ class ServiceTests(unittest.TestCase):
         db = make_engine(self.acd.database_url)
         with Session(db) as session, session.begin():
             add_agent(session, "demo-1", pool="own", password="demo-pass", endpoint="PJSIP/1001", hasher=FAST_HASHER)
-            session.add(Article(title="Quarantine rules", body="Fourteen days at home.", tags="epidemic",
-                                updated=datetime(2026, 1, 1)))
+        KbStore(db).create({"title": "Quarantine rules", "body": "Fourteen days at home.", "tags": "epidemic",
+                            "org": "test"}, "test", publish=True, trusted=True, now=datetime(2026, 1, 1))
         db.dispose()
         self.sub = service.make_subsystem(self.acd)
         self.clients = []
@@ -80,3 +80,37 @@ class ServiceTests(unittest.TestCase):
         bad.start()
         yield until(lambda: bad.ended == "bad-credentials", what="wrong password refused")
         self.assertTrue(c.logged_in)  # and the right one is still on
+
+    @defer.inlineCallbacks
+    def test_a_published_change_reaches_the_seat_that_has_the_article_open(self):
+        yield self.sub.start()
+        (_, url), = self.sub.listening
+        c = SeatClient(url, "demo-1", "demo-pass", reactor=reactor, cafile=str(self.acd.tls_cert_file),
+                       initial_delay=0.05)
+        self.clients.append(c)
+        c.start()
+        yield until(lambda: c.logged_in, what="login")
+        yield until(lambda: self.sub.kb_watcher.last is not None, what="the watcher's first poll")
+        art = (yield c.kb_search("quarantine")).articles[0]
+        opened = (yield c.kb_get(art.id)).article
+        self.assertEqual((opened.title, opened.body, opened.version), ("Quarantine rules", "Fourteen days at home.", 1))
+
+        db = make_engine(self.acd.database_url)
+        self.addCleanup(db.dispose)
+        kb = KbStore(db)
+        kb.edit(art.id, {"body": "Seven days at home."}, "editor-1", "policy of 1 June", trusted=True)
+        draft = kb.create({"title": "Not yet", "org": "test"}, "editor-1", trusted=True)
+        yield until(lambda: art.id in c.kb_changed, what="kb_updated for the open article")
+        update = c.kb_changed[art.id]
+        self.assertEqual((update.change, update.version, update.changed, update.why),
+                         ("edited", 2, ["body"], "policy of 1 June"))
+        old, new, lines = yield c.kb_difference(art.id)
+        self.assertEqual((old.version, new.version), (1, 2))
+        self.assertEqual(lines, ["-Fourteen days at home.", "+Seven days at home."])
+        self.assertNotIn(art.id, c.kb_changed)  # seen: no longer "changed since you opened it"
+
+        kb.retire(art.id, "editor-1", "superseded", trusted=True)
+        yield until(lambda: art.id in c.kb_changed, what="kb_updated for the retirement")
+        self.assertEqual(c.kb_changed[art.id].change, "retired")
+        self.assertFalse(any(u.article_id == draft["id"] for u in c.kb_updates))  # drafts are not pushed
+        self.assertEqual((yield c.kb_search("quarantine")).articles, [])

@@ -115,3 +115,52 @@ def test_end_wrapup_when_not_in_wrapup_is_an_illegal_state_error():
     errors = [m for k, m in a1.heard if k == "error"]
     assert [e.code for e in errors] == [s.ILLEGAL_STATE] and errors[0].ref is not None
     assert engine.agent_info("a1")["state"] == "not-ready"
+
+
+def test_tokens_are_renewed_while_attached_and_rotated_at_every_resume():
+    clock, engine, loop = world()
+    core = loop.server.core
+    a1 = seat(clock)
+    link = loop.connect(a1)
+    first, sid = a1.token, engine.agent_info("a1")["session"]
+    assert core.token_signer.verify(first, clock.seconds()).session_id == sid  # the engine holds the session
+    clock.advance(core.limits.token_ttl_s / 3)
+    renewed = a1.token
+    assert renewed != first and [k for k, _ in a1.heard].count("token") == 1
+    assert core.token_signer.verify(renewed, clock.seconds()).session_id == sid  # same session, later expiry
+    link.drop()
+    clock.advance(5)
+    # the seat missed the renewal message: the previous token still resumes here, once
+    back = seat(clock)
+    back.token = first
+    loop.connect(back)
+    assert back.logged_in and [k for k, _ in back.heard if k in ("resumed", "error")] == ["resumed"]
+    assert back.token not in (first, renewed)
+    new_sid = engine.agent_info("a1")["session"]
+    assert new_sid != sid and core.token_signer.verify(back.token, clock.seconds()).session_id == new_sid
+    assert first not in core.tokens and renewed not in core.tokens
+
+
+def test_a_logged_out_then_relogged_agents_old_token_is_refused_after_a_restore():
+    """The restart scenario of issue 16 on a snapshot: a restored engine knows the current session."""
+    clock, engine, loop = world()
+    a1 = seat(clock)
+    loop.connect(a1)
+    t_old = a1.token
+    a1.logout()
+    assert engine.agent_info("a1") is None
+    again = seat(clock)
+    loop.connect(again)
+    t_new = again.token
+    restored = Engine.restore(seat_config(), clock, engine.snapshot())
+    # a new process: its own seat server on the restored engine, the same signing secret
+    other = LoopbackSeat(restored, accounts(), clock=clock)
+    other.server.core.token_signer = loop.server.core.token_signer
+    assert other.server.agents_restored() == 1
+    old_seat, new_seat = seat(clock, password="not-the-password"), seat(clock)  # (a thief knows no password)
+    old_seat.token, new_seat.token = t_old, t_new
+    other.connect(old_seat)
+    assert sorted(m.code for k, m in old_seat.heard if k == "error") == [s.BAD_CREDENTIALS, s.BAD_TOKEN]
+    assert not old_seat.logged_in
+    other.connect(new_seat)
+    assert [k for k, _ in new_seat.heard if k in ("resumed", "error")] == ["resumed"]

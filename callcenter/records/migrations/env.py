@@ -22,9 +22,17 @@ def _run(connection) -> None:
         target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",  # SQLite ALTER TABLE needs batch mode
         compare_type=True,
+        include_object=_include,
     )
     with context.begin_transaction():
         context.run_migrations()
+
+
+def _include(obj, name, type_, reflected, compare_to) -> bool:
+    """The knowledge base's full-text index tables are raw SQL (0003), not models."""
+    from callcenter.kb.store import is_index_table
+
+    return not (type_ == "table" and is_index_table(name))
 
 
 def run_migrations_offline() -> None:
