@@ -24,11 +24,14 @@ run: $(STAMP)
 
 # The tests use real servers: PostgreSQL binaries and Debian's promtool are installed
 # here when missing, with apt-get as root or through sudo (each script does nothing when
-# they are present; README.md says what to do without root).
+# they are present; README.md says what to do without root); Asterisk 22 is
+# built once into a cache outside the clone (tests/support/ensure_asterisk.sh, ~6-10 min
+# the first time, then nothing; tests/e2e skip with its reason where it cannot be had).
 test: $(STAMP)
 	bash tests/support/ensure_postgres.sh
 	bash tests/support/ensure_promtool.sh
 	bash tests/support/ensure_chromium.sh
+	bash tests/support/ensure_asterisk.sh >/dev/null
 	$(VENV)/bin/pytest -q
 
 lint: $(STAMP)

@@ -25,7 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     def common(sp):
-        sp.add_argument("--url", default=DEFAULT_URL, help="seat WebSocket (default %(default)s; env SEAT_URL)")
+        sp.add_argument("--url", default=DEFAULT_URL,
+                        help="seat WebSocket (default %(default)s; env SEAT_URL); several, comma-separated: "
+                             "the ACDs of a cluster, tried in turn")
         sp.add_argument("--cafile", default=DEFAULT_CAFILE,
                         help="PEM certificate to trust (default %(default)s, the dev certificate of `make run`; "
                              "empty: the system trust store)")
@@ -107,9 +109,10 @@ def _robot(args) -> int:
     master = random.Random(args.seed)
     behaviour = Behaviour(talk_mean_s=args.talk_mean, reject_share=args.reject_share)
     robots = []
+    urls = [u.strip() for u in args.url.split(",") if u.strip()]
     for agent_id in expand_agents(args.agents):
         rng = random.Random(master.random())
-        client = SeatClient(args.url, agent_id, args.password, reactor=reactor, cafile=cafile, rng=rng)
+        client = SeatClient(urls if len(urls) > 1 else urls[0], agent_id, args.password, reactor=reactor, cafile=cafile, rng=rng)
         robots.append(Robot(client, rng=rng, clock=reactor, behaviour=behaviour, record_latency=True))
     if not robots:
         print("seat-agent robot: no agents given", file=sys.stderr)
