@@ -34,6 +34,7 @@ from types import ModuleType
 from typing import Any
 
 from twisted.internet import defer
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from callcenter.admin_http import AdminSite, make_http_root
@@ -60,6 +61,9 @@ STOP_BUDGET_S = 3.0  # all subsystems together
 SUBSYSTEM_STOP_MAX_S = 2.0  # any single one
 REDIS_STOP_S = 1.0
 HARD_EXIT_AFTER_S = 4.5  # SIGTERM -> process gone must stay under 5 s
+DEV_MODE_WARN_EVERY_S = 60.0
+DEV_MODE_WARNING = ("acd.dev_mode is on: shipped secrets (agi_secret, caller_hash_key, admin tokens) are "
+                    "accepted; never run this configuration in production")
 
 log = Logger(namespace="callcenter.app")
 
@@ -112,7 +116,7 @@ class Acd:
 
             engine = Engine(config, reactor)
         self.engine = engine
-        self.http_root = make_http_root(self.health_status)
+        self.http_root = make_http_root(self.health_status, self.health_details)
         self.listening: list[tuple[str, str]] = []
         self.subsystems: list[tuple[str, Any]] = []  # started or starting, in start order
         self.phase = "created"  # -> starting -> ok -> stopping -> stopped
@@ -122,9 +126,19 @@ class Acd:
         self._tls: Any = None
         self.tls_cert_file: Path | None = None  # set by tls_context_factory()
         self.redis_supervisor: RedisSupervisor | None = None  # restarts / watches the embedded Redis
+        self._dev_mode_warning: LoopingCall | None = None
         self._stopping: defer.Deferred | None = None
 
     # -- queries -----------------------------------------------------------
+    def health_details(self) -> dict[str, Any]:
+        """Extra /healthz fields: dev mode, loud, so nobody mistakes a dev ACD for a production one."""
+        if not self.config.acd.dev_mode:
+            return {}
+        return {"dev_mode": True, "warning": DEV_MODE_WARNING}
+
+    def _warn_dev_mode(self) -> None:
+        log.warn("{warning}", warning=DEV_MODE_WARNING)
+
     def health_status(self) -> str:
         """``ok`` when ready; otherwise why not (starting, stopping, redis-down, redis-unresponsive, ...)."""
         if self.phase == "ok" and self.redis_supervisor is not None and self.redis_supervisor.status != "ok":
@@ -188,6 +202,10 @@ class Acd:
         self._add_listening("admin HTTP", self.admin_url + "/")
         self._add_listening("/healthz", self.admin_url + "/healthz")
         self._add_listening("/metrics", self.admin_url + "/metrics")
+        if self.config.acd.dev_mode:  # every minute, on the injected clock
+            self._dev_mode_warning = LoopingCall(self._warn_dev_mode)
+            self._dev_mode_warning.clock = self.reactor
+            self._dev_mode_warning.start(DEV_MODE_WARN_EVERY_S, now=True)
         if self.redis is not None:
             from callcenter.state.runner import DaemonThreadRunner
 
@@ -231,6 +249,8 @@ class Acd:
         self.phase = "stopping"
         if self.redis_supervisor is not None:
             self.redis_supervisor.stop()  # Redis is stopped on purpose below: no restart
+        if self._dev_mode_warning is not None and self._dev_mode_warning.running:
+            self._dev_mode_warning.stop()
         deadline = self.reactor.seconds() + STOP_BUDGET_S
         for name, subsystem in reversed(self.subsystems):
             budget = max(0.1, min(SUBSYSTEM_STOP_MAX_S, deadline - self.reactor.seconds()))

@@ -32,6 +32,8 @@ DEFAULT_CONFIG = os.environ.get("CALLCENTER_CONFIG", "deploy/callcenter.yaml")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="callcenter", description="Contact-center ACD with tiered overflow.")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an unexpected error (env CALLCENTER_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -60,9 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from callcenter.cli_errors import run_command
+
     args = build_parser().parse_args(argv)
-    result = args.func(args)
-    return 0 if result is None else int(result)
+    return run_command("callcenter", args.func, args, debug=args.debug)
 
 
 def _print_config_error(exc, stream) -> None:
@@ -72,7 +75,7 @@ def _print_config_error(exc, stream) -> None:
 
 
 def _config_check(args: argparse.Namespace) -> int:
-    from callcenter.config import ConfigError, load_config, serving_issues, summary
+    from callcenter.config import ConfigError, load_config, serving_issues, shipped_secret_issues, summary
 
     try:
         config = load_config(args.file)
@@ -82,12 +85,19 @@ def _config_check(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         _print_config_error(exc, sys.stdout)
         return 1
+    secrets = shipped_secret_issues(config)
+    if secrets and not config.acd.dev_mode:
+        _print_config_error(ConfigError(secrets, args.file), sys.stdout)
+        return 1
     print(f"{args.file}: {summary(config)}")
+    if secrets:
+        print(f"{args.file}: warning: acd.dev_mode is on and {len(secrets)} shipped secret(s) are in use; "
+              "never deploy this file")
     return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from callcenter.config import ConfigError, load_config, serving_issues
+    from callcenter.config import ConfigError, load_config, serving_issues, shipped_secret_issues
 
     try:
         config = load_config(args.config)
@@ -96,6 +106,12 @@ def _serve(args: argparse.Namespace) -> int:
             raise ConfigError(issues, args.config)
     except ConfigError as exc:
         _print_config_error(exc, sys.stderr)
+        return 1
+    secrets = shipped_secret_issues(config)
+    if secrets and not config.acd.dev_mode:
+        print("callcenter: refusing to start with shipped secrets (anyone could use them); set acd.dev_mode: "
+              "true only on a development machine", file=sys.stderr)
+        _print_config_error(ConfigError(secrets, args.config), sys.stderr)
         return 1
 
     from twisted.internet import reactor

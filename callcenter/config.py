@@ -20,6 +20,7 @@ import annotated_types
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from callcenter.bounds import DAY_S, MAX_COUNT, bounded
 from callcenter.orders.rules import OrdersConfig
 
 __all__ = [
@@ -31,11 +32,16 @@ __all__ = [
     "ENV_OVERRIDES",
 ]
 
-NonNegInt = Annotated[int, Field(ge=0)]
-PosInt = Annotated[int, Field(ge=1)]
-NonNegFloat = Annotated[float, Field(ge=0)]
-PosFloat = Annotated[float, Field(gt=0)]
-Share = Annotated[float, Field(ge=0, le=1)]
+# Every number finite and bounded (callcenter/bounds.py): one day is the longest
+# timer, a million the largest count.
+Seconds = bounded(float, ge=0, le=DAY_S)
+PosSeconds = bounded(float, gt=0, le=DAY_S)
+Count = bounded(int, ge=0, le=MAX_COUNT)
+PosCount = bounded(int, ge=1, le=MAX_COUNT)
+Share = bounded(float, ge=0, le=1)
+Tier = bounded(int, ge=0, le=9)
+PosTier = bounded(int, ge=1, le=9)
+Priority = bounded(int, ge=0, le=1000)
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
 Port = Annotated[int, Field(ge=0, le=65535)]
 
@@ -73,23 +79,24 @@ class Acd(_Model):
     agi_secret: str | None = None
     caller_hash_key: str | None = None
     admin_tokens: list[AdminToken] = []
-    lease_ttl_s: PosFloat = 3.0
+    lease_ttl_s: bounded(float, gt=0, le=600) = 3.0
     # after a takeover or restart: how long a restored call waits for its AGI session (or its agent's
     # seat) and a restored agent for its seat, before the ACD ends / logs it out (docs/failover.md)
-    restore_grace_s: Annotated[float, Field(gt=0, le=600)] = 30.0
+    restore_grace_s: bounded(float, gt=0, le=600) = 30.0
     # a clean stop (SIGTERM): hand the calls over to a standby, or end them (acd-shutdown) and mark
     # the live state clean so the next start is clean; auto: hand over only with a shared redis_url
     on_stop: Literal["auto", "hand-over", "end-calls"] = "auto"
-    max_calls: PosInt = 5000
-    max_setups_per_s: PosFloat = 400.0
+    max_calls: PosCount = 5000
+    max_setups_per_s: bounded(float, gt=0, le=100_000) = 400.0
     seat_demo_call_control: bool = False  # demos and load tests without Asterisk: a seat's accept answers
     callfile_dir: str | None = None  # Asterisk's outgoing spool, for callbacks; None: callbacks not placed
     seat_token_secret: Annotated[str, Field(min_length=16)] | None = None  # HMAC key of seat tokens, shared by the cluster; None: per process
+    dev_mode: bool = False  # a development machine: shipped secrets accepted, with a warning every minute
 
 
 class Category(_Model):
     name: Name
-    priority: NonNegInt = 0
+    priority: Priority = 0
     urgent: bool = False
     skill: Name | None = None
     skill_mode: Literal["required", "preferred"] = "preferred"
@@ -98,35 +105,35 @@ class Category(_Model):
 class Pool(_Model):
     name: Name
     kind: Literal["own", "remote", "borrowed", "carrier"]
-    tier: NonNegInt = 0
-    wrapup_s: NonNegFloat = 15.0
-    ring_timeout_s: PosFloat = 15.0
-    max_no_answer: PosInt = 3
+    tier: Tier = 0
+    wrapup_s: Seconds = 15.0
+    ring_timeout_s: PosSeconds = 15.0
+    max_no_answer: bounded(int, ge=1, le=100) = 3
     lender: str | None = None
     max_share: Share | None = None
-    home_waiting_max: NonNegInt | None = None
-    home_report_ttl_s: PosFloat = 120.0
+    home_waiting_max: Count | None = None
+    home_report_ttl_s: PosSeconds = 120.0
 
 
 class TierRule(_Model):
-    tier: PosInt
-    after_s: NonNegFloat | None = None
-    ewt_over_s: NonNegFloat | None = None
+    tier: PosTier
+    after_s: Seconds | None = None
+    ewt_over_s: Seconds | None = None
     urgent_at_once: bool = True
 
 
 class EmergencyPlan(_Model):
     all_tiers_at_once: bool = False
     tiers: list[TierRule] | None = None
-    callback_beyond_position: PosInt | None = None
-    announce_every_s: PosFloat | None = None
+    callback_beyond_position: PosCount | None = None
+    announce_every_s: PosSeconds | None = None
     announcement: Annotated[str, Field(pattern=r"^[A-Za-z0-9_./-]{1,120}$")] | None = None  # a sound file
 
 
 class Callback(_Model):
     offer: bool = True
     abandoned_to_callback: bool = False
-    min_wait_for_abandoned_s: NonNegFloat = 5.0
+    min_wait_for_abandoned_s: Seconds = 5.0
 
 
 class Queue(_Model):
@@ -135,9 +142,9 @@ class Queue(_Model):
     tiers: list[TierRule] = []
     selection: Literal["longest-idle", "fewest-calls", "round-robin"] = "longest-idle"
     default_category: Name = "other"
-    announce_every_s: PosFloat = 30.0
-    max_wait_s: PosFloat = 900.0
-    aht_s: PosFloat = 240.0
+    announce_every_s: PosSeconds = 30.0
+    max_wait_s: PosSeconds = 900.0
+    aht_s: PosSeconds = 240.0
     callback: Callback = Callback()
     emergency_plans: dict[Name, EmergencyPlan] = {}
 
@@ -248,6 +255,14 @@ def _field_info(model: type[BaseModel], loc: tuple[Any, ...]):
     return info
 
 
+# What a pattern-checked field wants, in words (the default: a Name).
+_PATTERN_WORDS = {
+    "role": "admin, supervisor, viewer, lender:NAME or unit:ID",
+    "token_sha256": "64 lowercase hex digits, the sha256 of the token (`callcenter admin token-hash` prints it)",
+    "announcement": "a sound file name of 1-120 letters, digits and _ . / -",
+}
+
+
 def _describe(model: type[BaseModel], err: dict[str, Any]) -> str:
     loc = tuple(err["loc"])
     typ = err["type"]
@@ -260,7 +275,9 @@ def _describe(model: type[BaseModel], err: dict[str, Any]) -> str:
     if typ == "literal_error":
         return f"expected one of {err['ctx']['expected']}{got_s}"
     if typ == "string_pattern_mismatch":
-        return f"expected a name of letters, digits and . _ : - (or the documented pattern){got_s}"
+        what = _PATTERN_WORDS.get(str(loc[-1]) if loc else "", "a name of 1-64 letters, digits and . _ : -, "
+                                                                  "starting with a letter or digit")
+        return f"expected {what}{got_s}"
     info = _field_info(model, loc)
     if info is not None and info.annotation is not None:
         import typing
@@ -272,6 +289,8 @@ def _describe(model: type[BaseModel], err: dict[str, Any]) -> str:
             base_t = typing.get_args(base_t)[0]
         noun = _TYPE_WORDS.get(base_t)
         cons = _constraint_words(info.metadata)
+        if typ == "finite_number":
+            return f"expected a finite number{' ' + cons if cons else ''}{got_s}"
         if noun and typ.endswith(("_parsing", "_type", "_than", "_equal")) and not typ.startswith("list"):
             return f"expected {noun}{' ' + cons if cons else ''}{got_s}"
     msg = err["msg"]
@@ -323,7 +342,7 @@ def _cross_check(raw: Any) -> list[ConfigIssue]:
                 complete = False
             elif isinstance(pname, str) and pname in pools:
                 t = pool_items[pools[pname]].get("tier", 0)
-                if isinstance(t, int) and not isinstance(t, bool) and t >= 0:
+                if isinstance(t, int) and not isinstance(t, bool) and 0 <= t <= 9:
                     tiers_present.add(t)
                 else:
                     complete = False
@@ -405,23 +424,138 @@ def _apply_env(raw: dict[str, Any], env: Any) -> dict[str, Any]:
     return raw
 
 
+# Bounds of the one YAML reader: a config or scenario is a few kilobytes.
+MAX_YAML_BYTES = 1 << 20
+MAX_YAML_DEPTH = 32
+MAX_YAML_NODES = 100_000  # counted with aliases expanded, so an alias bomb is refused
+
+
+class _YamlRefused(Exception):
+    def __init__(self, path: str, message: str):
+        super().__init__(message)
+        self.path = path
+
+
+def _check_nodes(root: yaml.Node) -> None:
+    """Refuse duplicate keys (naming their key path), too deep nesting and alias bombs.
+
+    PyYAML keeps the last of two equal keys without a word (the YAML spec says keys
+    are unique), so a pasted-twice ``ring_timeout_s`` silently won.  Aliases make the
+    node graph a DAG: sizes are counted with a memo, so the walk itself stays linear.
+    """
+    sizes: dict[int, int] = {}
+
+    def walk(node: yaml.Node, path: str, depth: int) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        if depth > MAX_YAML_DEPTH:
+            raise _YamlRefused(path, f"nested deeper than {MAX_YAML_DEPTH} levels")
+        size = 1
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, value_node in node.value:
+                key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+                if isinstance(key, str) and key != "<<":
+                    if key in seen:
+                        raise _YamlRefused(_join(path, key), f"duplicate key {key!r} (lines {seen[key] + 1} and "
+                                                             f"{key_node.start_mark.line + 1}): keep one")
+                    seen[key] = key_node.start_mark.line
+                size += walk(key_node, path, depth + 1)
+                size += walk(value_node, _join(path, key if isinstance(key, str) else "?"), depth + 1)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                size += walk(item, f"{path}[{i}]", depth + 1)
+        if size > MAX_YAML_NODES:
+            raise _YamlRefused(path, f"more than {MAX_YAML_NODES} values (aliases expanded)")
+        sizes[id(node)] = size
+        return size
+
+    walk(root, "", 0)
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
 def read_yaml(path: str | os.PathLike[str], error: type[ConfigError] = ConfigError) -> Any:
-    """Read one YAML document; an unreadable or malformed file raises ``error`` naming where."""
+    """Read one YAML document; an unreadable or malformed file raises ``error`` naming where.
+
+    The one YAML reader of the project (configs, scenarios): bounded in size, depth
+    and expanded size, UTF-8 only, duplicate keys refused.
+    """
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        with p.open("rb") as f:
+            data = f.read(MAX_YAML_BYTES + 1)
     except OSError as exc:
-        raise error([ConfigIssue("", f"cannot read {p}: {exc.strerror}")], str(p)) from None
+        raise error([ConfigIssue("", f"cannot read {p}: {exc.strerror or exc}")], str(p)) from None
+    if len(data) > MAX_YAML_BYTES:
+        raise error([ConfigIssue("", f"{p} is larger than {MAX_YAML_BYTES} bytes: not a config file?")], str(p))
     try:
-        return yaml.safe_load(text)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise error([ConfigIssue("", f"not UTF-8 text (byte {exc.start}, line {line}): save the file as UTF-8")],
+                    str(p)) from None
+    return parse_yaml(text, str(p), error)
+
+
+def parse_yaml(text: str, source: str = "config", error: type[ConfigError] = ConfigError) -> Any:
+    """The YAML of :func:`read_yaml`, from a string."""
+    loader = None
+    try:
+        loader = yaml.SafeLoader(text)  # its reader refuses NUL and other control characters here
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_nodes(node)
+        return loader.construct_document(node)
+    except _YamlRefused as exc:
+        raise error([ConfigIssue(exc.path, str(exc))], source) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise error([ConfigIssue("", f"not valid YAML: {where}{getattr(exc, 'problem', exc)}")], str(p)) from None
+        raise error([ConfigIssue("", f"not valid YAML: {where}{getattr(exc, 'problem', None) or exc}")],
+                    source) from None
+    except RecursionError:
+        raise error([ConfigIssue("", f"nested deeper than {MAX_YAML_DEPTH} levels")], source) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
 
 
 def load_config(path: str | os.PathLike[str], env: dict[str, str] | None = None) -> Config:
     return parse_config(read_yaml(path), str(path), env)
+
+
+# Secrets that ship with the project (deploy/*.yaml, the failover drill's config): everyone
+# knows them, so they are accepted only with ``acd.dev_mode: true``.  A test checks that every
+# secret in deploy/ is listed here.
+SHIPPED_SECRETS = frozenset({
+    "dev-agi-secret", "dev-caller-hash-key",  # deploy/callcenter.yaml
+    "drill-caller-hash-key", "drill-seat-token-secret",  # callcenter/state/cluster.py drill_config
+})
+SHIPPED_TOKEN_SHA256 = frozenset({
+    "1734d503f6aa6a047c36d113cbad769f719c93784b469b771c4c3e7c63adbefd",  # sha256("dev-admin-token")
+    "5df973adb92cd19269995012ed6ba53bb279c7b478faa1d3c11bb5d43a399aaa",  # sha256("drill-admin-token")
+})
+_SECRET_ENV = {"agi_secret": "CALLCENTER_AGI_SECRET", "caller_hash_key": "CALLCENTER_CALLER_HASH_KEY",
+               "seat_token_secret": "CALLCENTER_SEAT_TOKEN_SECRET"}
+
+
+def shipped_secret_issues(config: Config) -> list[ConfigIssue]:
+    """Every shipped secret ``config`` uses, as issues; errors unless ``acd.dev_mode`` (callers decide)."""
+    issues = []
+    for key, var in _SECRET_ENV.items():
+        if getattr(config.acd, key) in SHIPPED_SECRETS:
+            issues.append(ConfigIssue(f"acd.{key}", f"the shipped development secret: set your own (env {var}), "
+                                                    "or acd.dev_mode: true on a development machine"))
+    for i, token in enumerate(config.acd.admin_tokens):
+        if token.token_sha256 in SHIPPED_TOKEN_SHA256:
+            issues.append(ConfigIssue(f"acd.admin_tokens[{i}].token_sha256",
+                                      f"the shipped development token of {token.name!r}: make your own "
+                                      "(`callcenter admin token-hash`), or acd.dev_mode: true on a development machine"))
+    return issues
 
 
 def summary(config: Config) -> str:

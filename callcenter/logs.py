@@ -2,7 +2,7 @@
 
 Every message, and every traceback, passes through
 :func:`callcenter.masking.mask_text` before it is written, so a caller number
-that slips into a log format string still comes out as ``138****5678``.
+that slips into a log format string still comes out as ``138********``.
 Modules log with ``twisted.logger.Logger()``; the stdlib ``logging`` records of
 libraries (SQLAlchemy, alembic, redis-py) are bridged into the same stream.
 

@@ -21,6 +21,7 @@ DEFAULT_CAFILE = os.environ.get("SEAT_CAFILE", ".state/tls/dev-cert.pem")
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="seat-agent", description="Seat client of the callcenter ACD.")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -73,8 +74,10 @@ def expand_agents(spec: str | list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from callcenter.cli_errors import run_command
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    return run_command("seat-agent", args.func, args, debug=getattr(args, "debug", False))
 
 
 def _cafile(args) -> str | None:

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from callcenter.config import Config, ConfigError
+from callcenter.bounds import LINE_PATTERN, MAX_INT_DIGITS, BadText, NumberOutOfBounds, check_number, check_text
+from callcenter.config import Config, ConfigError, shipped_secret_issues
 from callcenter.engine import errors as engine_errors
 
 from . import auth
@@ -42,6 +44,7 @@ __all__ = [
     "load_openapi",
 ]
 
+_LINE_RE = re.compile(LINE_PATTERN)
 API_VERSION = "v1"
 MAX_BODY_BYTES = 16 * 1024
 MAX_WAITING = 1_000_000
@@ -196,7 +199,8 @@ def parse_body(body: bytes, *, required: bool) -> dict[str, Any]:
             raise BadRequest("a JSON object body is required")
         return {}
     try:
-        data = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+        data = json.loads(body.decode("utf-8"), parse_constant=_reject_constant, parse_int=_parse_int,
+                          parse_float=_parse_float)
     except UnicodeDecodeError:
         raise BadRequest("the body is not UTF-8") from None
     except (ValueError, RecursionError) as exc:
@@ -208,6 +212,20 @@ def parse_body(body: bytes, *, required: bool) -> dict[str, Any]:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
+
+
+def _parse_int(text: str) -> int:
+    """JSON integers of at most 20 digits: ``1`` and 400 zeros once overflowed float() in a handler."""
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise ValueError(f"a number of {len(text)} digits is too large")
+    return int(text)
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:30]} is too large for a number")
+    return value
 
 
 def _json_type(v: Any) -> str:
@@ -234,13 +252,17 @@ def _int_field(data: dict[str, Any], key: str, lo: int, hi: int) -> int:
     if key not in data:
         raise BadRequest(f"{key!r} is required", field=key)
     v = data[key]
-    if isinstance(v, float) and v.is_integer():
-        v = int(v)
-    if isinstance(v, bool) or not isinstance(v, int):
+    if isinstance(v, bool) or not isinstance(v, int | float):
         raise BadRequest(f"{key!r} must be an integer, got {_json_type(v)}", field=key)
-    if not lo <= v <= hi:
-        raise BadRequest(f"{key!r} must be between {lo} and {hi}, got {v}", field=key)
-    return v
+    try:
+        return int(check_number(v, lo=lo, hi=hi, integer=True))
+    except NumberOutOfBounds as exc:
+        raise BadRequest(f"{key!r} {exc}", field=key) from None
+
+
+# Epoch seconds a report may carry: 2001-09-09 .. 2286-11-20 (10 digits, like Asterisk's unique ids).
+MIN_EPOCH_S = 1_000_000_000
+MAX_EPOCH_S = 9_999_999_999
 
 
 def _number_field(data: dict[str, Any], key: str) -> float | None:
@@ -249,12 +271,17 @@ def _number_field(data: dict[str, Any], key: str) -> float | None:
     v = data[key]
     if isinstance(v, bool) or not isinstance(v, int | float):
         raise BadRequest(f"{key!r} must be a number, got {_json_type(v)}", field=key)
-    if not math.isfinite(float(v)) or v < 0:
-        raise BadRequest(f"{key!r} must be a non-negative number of seconds since the epoch", field=key)
-    return float(v)
+    try:
+        return float(check_number(v, lo=MIN_EPOCH_S, hi=MAX_EPOCH_S))
+    except NumberOutOfBounds:
+        raise BadRequest(f"{key!r} must be seconds since the epoch, between {MIN_EPOCH_S} and {MAX_EPOCH_S}",
+                         field=key) from None
 
 
-def _str_field(data: dict[str, Any], key: str, max_chars: int, *, nullable: bool, required: bool) -> str | None:
+def _str_field(data: dict[str, Any], key: str, max_chars: int, *, nullable: bool, required: bool,
+               one_line: bool = False) -> str | None:
+    """A string field of at most ``max_chars``; ``one_line``: no control character at all
+    (callcenter/bounds.py LINE_PATTERN, as openapi.json declares for such fields)."""
     if key not in data:
         if required:
             raise BadRequest(f"{key!r} is required" + (" (null for none)" if nullable else ""), field=key)
@@ -266,6 +293,11 @@ def _str_field(data: dict[str, Any], key: str, max_chars: int, *, nullable: bool
         raise BadRequest(f"{key!r} must be a string{' or null' if nullable else ''}, got {_json_type(v)}", field=key)
     if len(v) > max_chars:
         raise BadRequest(f"{key!r} is longer than {max_chars} characters", field=key)
+    if one_line:
+        try:
+            check_text(v, what=repr(key), max_chars=max_chars)
+        except BadText as exc:
+            raise BadRequest(str(exc), field=key) from None
     return v
 
 
@@ -312,7 +344,7 @@ def put_emergency(ctx: ApiContext, req: ApiRequest, params: dict[str, str]) -> A
         return error(404, "not_found", f"no queue {name!r}; known: {sorted(q.name for q in config.queues)}")
     data = parse_body(req.body, required=True)
     only_keys(data, {"plan"})
-    plan = _str_field(data, "plan", 64, nullable=True, required=True)
+    plan = _str_field(data, "plan", 64, nullable=True, required=True, one_line=True)
     if plan is not None and plan not in queue.emergency_plans:
         known = sorted(queue.emergency_plans)
         raise BadRequest(
@@ -340,6 +372,10 @@ def post_home_load(ctx: ApiContext, req: ApiRequest, params: dict[str, str]) -> 
     auth.authorize(principal, auth.HOME_LOAD, pool=pool_name, lender=pool.lender if pool else None)
     if pool is None:
         return error(404, "not_found", f"no pool {pool_name!r}")
+    if pool.kind != "borrowed":
+        lenders = sorted(p.name for p in config.pools if p.kind == "borrowed")
+        return error(404, "not_found", f"pool {pool_name!r} is of kind {pool.kind!r}, not a borrowed pool: only "
+                     f"lenders report their home load; borrowed pools: {lenders}")
     data = parse_body(req.body, required=True)
     only_keys(data, {"waiting", "at"})
     waiting = _int_field(data, "waiting", 0, MAX_WAITING)
@@ -371,7 +407,7 @@ def post_logout(ctx: ApiContext, req: ApiRequest, params: dict[str, str]) -> Api
     agent_id = params["agent_id"]
     data = parse_body(req.body, required=False)
     only_keys(data, {"reason", "force"})
-    reason = _str_field(data, "reason", MAX_REASON_CHARS, nullable=True, required=False) or ""
+    reason = _str_field(data, "reason", MAX_REASON_CHARS, nullable=True, required=False, one_line=True) or ""
     force = data.get("force", False) if isinstance(data, dict) else False
     if not isinstance(force, bool):
         return error(400, "bad_request", "force must be true or false")
@@ -429,7 +465,7 @@ def post_reload(ctx: ApiContext, req: ApiRequest, params: dict[str, str]) -> Rel
 
 
 # Settings read only at start: a reload reports them when they differ.
-_RESTART_ONLY = ("name", "state_dir", "listen", "redis_url", "database_url", "tls", "lease_ttl_s")
+_RESTART_ONLY = ("name", "state_dir", "listen", "redis_url", "database_url", "tls", "lease_ttl_s", "dev_mode")
 
 
 def config_loaded(
@@ -451,6 +487,11 @@ def config_loaded(
             issues=issues,
         ), None
     old = ctx.get_config()
+    secrets = shipped_secret_issues(loaded)
+    if secrets and not (old.acd.dev_mode and loaded.acd.dev_mode):
+        issues = [{"path": i.path, "message": i.message} for i in secrets]
+        return error(400, "invalid_config", f"{path or 'the config file'} uses {len(issues)} shipped secret(s) "
+                     "outside dev mode; the running config is unchanged", issues=issues), None
     try:
         ctx.engine.replace_config(loaded)
     except engine_errors.EngineError as exc:
@@ -509,6 +550,17 @@ def route(path: tuple[str, ...], routes=ROUTES) -> tuple[dict[str, Handler], dic
     return None
 
 
+# Path parameters, checked at the edge as openapi.json declares them: names as in the config,
+# ids of at most 128 characters without control characters.
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+_PARAM_RULES: dict[str, Callable[[str], bool]] = {
+    "queue": lambda v: bool(_NAME_RE.match(v)),
+    "pool": lambda v: bool(_NAME_RE.match(v)),
+    "call_id": lambda v: 0 < len(v) <= 128 and bool(_LINE_RE.match(v)),
+    "agent_id": lambda v: 0 < len(v) <= 128 and bool(_LINE_RE.match(v)),
+}
+
+
 def handle(ctx: ApiContext, req: ApiRequest) -> ApiResponse | ReloadRequested:
     """Answer one request; never raises for anything a client can send."""
     from . import orders  # the work-order endpoints (they import this module)
@@ -517,6 +569,9 @@ def handle(ctx: ApiContext, req: ApiRequest) -> ApiResponse | ReloadRequested:
     if found is None:
         return error(404, "not_found", "no such endpoint; see /api/v1/openapi.json")
     methods, params = found
+    for name, value in params.items():
+        if not _PARAM_RULES.get(name, lambda v: True)(value):
+            return error(400, "bad_request", f"invalid {name} in the path: see /api/v1/openapi.json", field=name)
     method = "GET" if req.method == "HEAD" else req.method
     handler = methods.get(method)
     if handler is None:

@@ -12,6 +12,7 @@ Functions take a SQLAlchemy ``Session``; the caller owns the transaction
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,6 +21,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from callcenter.bounds import BadText, check_text
 from callcenter.records.db import utcnow
 from callcenter.records.models import Agent
 
@@ -124,13 +126,24 @@ def _hash(password: str, hasher: PasswordHasher | None) -> str:
     return hasher.hash(password)
 
 
+MAX_NAME_CHARS = 200  # the agents.name column
+
+
 def add_agent(session: Session, agent_id: str, *, pool: str, name: str = "", endpoint: str | None = None,
               skills: dict | None = None, password: str | None = None, enabled: bool = True,
-              hasher: PasswordHasher | None = None) -> AgentAccount:
+              hasher: PasswordHasher | None = None, known_pools: Collection[str] | None = None) -> AgentAccount:
+    """Add an account; ``known_pools`` (the config's pool names), when given, must hold ``pool``."""
     if not ID_RE.match(agent_id or ""):
-        raise InvalidAccount(f"agent id {agent_id!r}: 1-64 letters, digits and . _ : - (starting with a letter or digit)")
+        raise InvalidAccount(f"agent id {_shown(agent_id)}: 1-64 letters, digits and . _ : - "
+                             "(starting with a letter or digit)")
     if not ID_RE.match(pool or ""):
-        raise InvalidAccount(f"pool {pool!r}: a pool name from the config")
+        raise InvalidAccount(f"pool {_shown(pool)}: a pool name from the config")
+    if known_pools is not None and pool not in known_pools:
+        raise InvalidAccount(f"no pool {pool!r} in the config; its pools: {sorted(known_pools)}")
+    try:
+        check_text(name or "", what="name", max_chars=MAX_NAME_CHARS)
+    except BadText as exc:
+        raise InvalidAccount(str(exc)) from None
     if session.get(Agent, agent_id) is not None:
         raise AgentExists(f"agent {agent_id!r} already exists")
     agent = Agent(id=agent_id, name=name or "", pool=pool, skills=validate_skills(skills),
@@ -139,6 +152,12 @@ def add_agent(session: Session, agent_id: str, *, pool: str, name: str = "", end
     session.add(agent)
     session.flush()
     return AgentAccount.of(agent)
+
+
+def _shown(value: object, limit: int = 40) -> str:
+    """``repr`` of user input cut short: an error message must not echo 100k characters back."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "...(" + str(len(str(value))) + " chars)"
 
 
 def _get(session: Session, agent_id: str) -> Agent:

@@ -28,6 +28,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from callcenter.bounds import control_free
 from callcenter.engine import events as ev
 from callcenter.records.db import utc
 from callcenter.records.queue_log import QueueLogLine, QueueLogMapper
@@ -251,7 +252,7 @@ class RecordBuilder:
             "answered_at": utc(c.answered),
             "ended_at": utc(e.t),
             "outcome": e.outcome,
-            "reason": (e.reason or "")[:200],
+            "reason": control_free((e.reason or "")[:200]),
             "wait_s": float(e.wait_s),
             "talk_s": float(e.talk_s),
             "wrapup_s": c.wrapup_s,
@@ -283,7 +284,7 @@ class RecordBuilder:
             ops.append((INSERT, "agent_state_log", {"agent_id": e.agent_id, "pool": pool, "state": state,
                                                     "reason": reason, "from": utc(since), "to": utc(e.t)}))
         if e.new != ev.LOGGED_OUT:
-            self.agents[e.agent_id] = (e.new, e.pool, (e.reason or "")[:200], e.t)
+            self.agents[e.agent_id] = (e.new, e.pool, control_free((e.reason or "")[:200]), e.t)
         if e.new == ev.WRAPUP:
             self.wrapup_since[e.agent_id] = (self.last_call.get(e.agent_id), e.t)
         elif e.old == ev.WRAPUP:

@@ -174,13 +174,27 @@ def _migrate(args) -> int:
     return _run(args, body)
 
 
+def _config_pools(args) -> list[str]:
+    """The pool names of the config (``--config``, $CALLCENTER_CONFIG or the default file)."""
+    from callcenter.config import ConfigError, load_config
+
+    path = args.config or os.environ.get("CALLCENTER_CONFIG", "deploy/callcenter.yaml")
+    try:
+        return [p.name for p in load_config(path).pools]
+    except ConfigError as exc:
+        first = exc.issues[0] if exc.issues else ""
+        raise _UsageError(f"cannot check --pool against {path}: {first}; give --config FILE") from None
+
+
 def _agents_add(args) -> int:
     def body(engine, url):
         skills = accounts.parse_skills(args.skills)
+        known_pools = _config_pools(args)
         password = None if args.no_password else _read_password(args)
         with _session(engine) as s, s.begin():
             acct = accounts.add_agent(s, args.agent_id, pool=args.pool, name=args.name, endpoint=args.endpoint,
-                                      skills=skills, password=password, enabled=not args.disabled)
+                                      skills=skills, password=password, enabled=not args.disabled,
+                                      known_pools=known_pools)
         print(f"added agent {acct.id} (pool {acct.pool}, endpoint {acct.endpoint or '-'}"
               f"{', disabled' if not acct.enabled else ''}{', no password' if not acct.has_password else ''})")
 
@@ -268,7 +282,12 @@ def _cdr_export(args) -> int:
                     out.write("\ufeff")
                 n = write_csv(rows, out, columns, ends)
             else:
-                with open(args.output, "w", encoding=encoding, newline="") as f:
+                try:
+                    f = open(args.output, "w", encoding=encoding, newline="")  # noqa: SIM115 - closed below
+                except OSError as exc:
+                    raise _UsageError(f"cannot write {args.output}: {exc.strerror or exc}; give a writable "
+                                      "file in an existing folder (-o FILE), or -o - for stdout") from None
+                with f:
                     n = write_csv(rows, f, columns, ends)
         print(f"exported {n} call record(s)", file=sys.stderr)
 

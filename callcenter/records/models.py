@@ -7,7 +7,7 @@ here needs a new revision there.
 All datetimes are naive UTC, on purpose: SQLite has no time zones, and naive
 UTC on both SQLite and PostgreSQL (``timestamp without time zone``) keeps the
 same queries and the same results on both.  Caller numbers are never stored:
-only the masked form (138****5678) and a keyed hash (callcenter.masking.caller_hash).
+only the masked form (138********) and a keyed hash (callcenter.masking.caller_hash).
 """
 
 from __future__ import annotations

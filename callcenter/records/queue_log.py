@@ -43,18 +43,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from callcenter.bounds import control_free
 from callcenter.engine import events as ev
 
 NONE = "NONE"
-_FORBIDDEN = str.maketrans({"|": "/", "\n": " ", "\r": " "})
 
 
 def _clean(value: object) -> str:
-    """A field may not break the line format: no '|' and no newlines (hostile reasons from seats)."""
+    """A field may not break the line format: no '|', no newline, no control character (a NUL in a
+    reason was written raw; PostgreSQL refuses NUL in text).  The edges refuse them too; this is the sink."""
     s = value if type(value) is str else str(value if value is not None else "")
-    if "|" in s or "\n" in s or "\r" in s:
-        s = s.translate(_FORBIDDEN)
-    return s[:200]
+    if "|" in s:
+        s = s.replace("|", "/")
+    return control_free(s[:200])
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,8 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
+from callcenter.bounds import LINE_PATTERN, TEXT_PATTERN
+
 __all__ = [
     "PROTOCOL_VERSION",
     "MAX_MESSAGE_BYTES",
@@ -60,8 +62,9 @@ MAX_REF_INT = 2**53
 AgentId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")]
 CallId = Annotated[str, Field(min_length=1, max_length=128)]
 Ref = Annotated[StrictStr, Field(max_length=64)] | Annotated[int, Field(strict=True, ge=0, lt=MAX_REF_INT)]
-Short = Annotated[StrictStr, Field(max_length=200)]
-Text = Annotated[StrictStr, Field(max_length=4000)]
+# Free text without control characters (callcenter/bounds.py): a NUL in a reason reached queue_log.
+Short = Annotated[StrictStr, Field(max_length=200, pattern=LINE_PATTERN)]
+Text = Annotated[StrictStr, Field(max_length=4000, pattern=TEXT_PATTERN)]
 
 
 # -- error codes (the ``code`` of an ``error`` message) -----------------------
@@ -246,7 +249,7 @@ class Offer(Message):
     queue: str
     category: str
     priority: int
-    caller: str  # masked, e.g. 138****5678
+    caller: str  # masked, e.g. 138********
     waited_s: float
     choices: list[str] = []
     contacts: list[dict[str, Any]] | None = None  # last 7 days; None: records unavailable

@@ -71,6 +71,7 @@ def drill_config(
             "database_url": database_url,
             "tls": tls or {},
             "listen": {"host": "127.0.0.1", **ports},
+            "dev_mode": True,  # a local drill with the shipped drill secrets
             "caller_hash_key": "drill-caller-hash-key",
             "seat_token_secret": "drill-seat-token-secret",  # shared: seats resume on the survivor
             "admin_tokens": [

@@ -39,7 +39,7 @@ class ClassicScriptTest(unittest.TestCase):
         self.assertEqual(self.world.outcome(uid), "answered")
         self.assertEqual(rec.variables["CC_RESULT"], "answered")
         queued = next(e for e in self.world.events if e.kind == "CallQueued" and e.call_id == uid)
-        self.assertEqual((queued.category, queued.priority, queued.caller_masked), ("medical", 7, "138****5678"))
+        self.assertEqual((queued.category, queued.priority, queued.caller_masked), ("medical", 7, "138********"))
         self.assertEqual(self.world.acd.records.registered[0][0], uid)
         self.assertNotIn("13812345678", self.world.acd.records.registered[0][1])
         self.assertEqual(self.world.reserved_agents(), [])

@@ -29,7 +29,7 @@ def test_three_mistakes_are_all_reported_with_key_paths(tmp_path, capsys):
 
     out = capsys.readouterr().out
     assert out.splitlines()[0] == f"{bad}: 3 problem(s)"
-    assert 'pools[2].tier: expected an integer >= 0, got "x"' in out
+    assert 'pools[2].tier: expected an integer >= 0 and <= 9, got "x"' in out
     assert "queues[0].default_category: unknown category 'nobody'" in out
     assert "acd.listen.admin_prot: unknown key" in out
     assert len(out.splitlines()) == 4
@@ -38,8 +38,9 @@ def test_three_mistakes_are_all_reported_with_key_paths(tmp_path, capsys):
 def test_valid_file_prints_a_summary_and_exits_0(capsys):
     assert main(["config", "check", str(EXAMPLE_CONFIG)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 1
+    assert len(lines) == 2
     assert "ok: 1 queue(s), 4 pool(s)" in lines[0]
+    assert "warning: acd.dev_mode is on" in lines[1]  # the example is a development config
 
 
 def test_unreadable_and_non_yaml_files_are_one_clear_error(tmp_path, capsys):

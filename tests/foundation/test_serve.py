@@ -97,7 +97,7 @@ def test_serve_logs_addresses_serves_health_and_metrics_refuses_a_twin_and_stops
                    PROCESS_START_S, "/healthz 200")
         assert server.process.poll() is None, server.output()
         status, body = _get(admin + "/healthz")
-        assert (status, json.loads(body)) == (200, {"status": "ok"})
+        assert (status, json.loads(body)["status"], json.loads(body)["dev_mode"]) == (200, "ok", True)
 
         status, metrics = _get(admin + "/metrics")
         assert status == 200

@@ -40,7 +40,7 @@ def one_queue(agents: int, calls_per_hour: float, aht_s: float, patience_s: floa
     config = parse_config({
         "categories": [{"name": "other"}],
         "pools": [{"name": "p", "kind": "own", "tier": 0, "wrapup_s": 0, "ring_timeout_s": 15}],
-        "queues": [{"name": "q", "pools": ["p"], "announce_every_s": 1e6, "max_wait_s": 1e6, "aht_s": aht_s,
+        "queues": [{"name": "q", "pools": ["p"], "announce_every_s": 86400, "max_wait_s": 86400, "aht_s": aht_s,
                     "callback": {"offer": False, "abandoned_to_callback": False}}],
     }, env={})
     patience = {"dist": "infinite"} if patience_s is None else {"dist": "exponential", "mean_s": patience_s}
