@@ -15,14 +15,16 @@ USE_UV ?= 1
 .PHONY: run test lint bench demo venv
 
 run: $(STAMP)
-	@echo "Seat agents (docs/seat-protocol.md), in another terminal once the ACD is up:"
-	@echo "  demo accounts: $(VENV)/bin/python -m seat_agent.demo --accounts-only --state-dir .state"
-	@echo "  robot agents:  $(VENV)/bin/seat-agent robot --agents 'demo-own-{1..4}' --password demo-pass"
+	@echo "In another terminal once the ACD is up (README.md, docs/seat-protocol.md):"
+	@echo "  demo accounts:  $(VENV)/bin/python -m seat_agent.demo --accounts-only --state-dir .state"
+	@echo "  robot agents:   $(VENV)/bin/seat-agent robot --agents demo-own-{1..4} --password demo-pass"
+	@echo "  test calls:     $(VENV)/bin/callcenter call --count 20 --rate 1 --patience 30   (FastAGI; no Asterisk needed)"
 	@echo "  a person (TUI): $(VENV)/bin/seat-agent tui --agent demo-own-1   (password demo-pass)"
 	$(VENV)/bin/callcenter serve --config $(CONFIG)
 
 # The tests use real servers: PostgreSQL binaries, Debian's promtool, Chromium, the CJK fonts
-# and poppler are installed here when missing (each script does nothing when they are present);
+# and poppler are installed here when missing, with apt-get as root or through sudo (each
+# script does nothing when they are present; README.md says what to do without root);
 # Asterisk 22 is built once into a cache outside the clone (tests/support/ensure_asterisk.sh,
 # ~6-10 min the first time, then nothing; tests/e2e skip with its reason where it cannot be had).
 test: $(STAMP)

@@ -23,6 +23,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "callcenter.sim.cli",  # simulate, plan
     "callcenter.records.cli",  # migrate, agents, cdr
     "callcenter.api.cli",  # admin
+    "callcenter.testing.calls_cli",  # call: test calls over FastAGI, no Asterisk needed
     "callcenter.kb.cli",  # kb
     "callcenter.reports.cli",  # report
 )

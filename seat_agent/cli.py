@@ -42,8 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     robot = sub.add_parser("robot", help="headless robot agents (demos, load tests)")
     common(robot)
-    robot.add_argument("--agents", required=True,
-                       help="comma-separated agent ids, or PREFIX{1..N} (e.g. demo-own-{1..5})")
+    # nargs="+": an unquoted demo-own-{1..5} is expanded by bash into five words, a quoted one
+    # by expand_agents; both forms, and commas, mean the same agents.
+    robot.add_argument("--agents", required=True, nargs="+", metavar="AGENTS",
+                       help="agent ids, separated by spaces or commas, or PREFIX{1..N} (e.g. demo-own-{1..5})")
     robot.add_argument("--password", default=os.environ.get("SEAT_PASSWORD", "demo-pass"),
                        help="password of every robot agent (default: env SEAT_PASSWORD, else the demo password)")
     robot.add_argument("--talk-mean", type=float, default=30.0, help="mean talk time in s (demo call control)")
@@ -55,19 +57,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def expand_agents(spec: str) -> list[str]:
-    """``a,b`` or ``demo-own-{1..3}`` -> agent ids."""
+def expand_agents(spec: str | list[str]) -> list[str]:
+    """``a,b`` or ``demo-own-{1..3}`` (or a list of such words) -> agent ids, without repeats."""
     import re
 
     out: list[str] = []
-    for part in spec.split(","):
+    words = [spec] if isinstance(spec, str) else spec
+    for part in (p for word in words for p in word.split(",")):
         part = part.strip()
         m = re.fullmatch(r"(.*)\{(\d+)\.\.(\d+)\}(.*)", part)
         if m:
             out += [f"{m[1]}{i}{m[4]}" for i in range(int(m[2]), int(m[3]) + 1)]
         elif part:
             out.append(part)
-    return out
+    return list(dict.fromkeys(out))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,6 +91,9 @@ def _cafile(args) -> str | None:
 
 
 def _tui(args) -> int:
+    from callcenter.extras import require
+
+    require("textual", extra="seat", what="seat-agent tui")
     from .tui import run_tui
 
     password = args.password or getpass.getpass(f"password for {args.agent}: ")

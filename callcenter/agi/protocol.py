@@ -1,7 +1,7 @@
 """AGI protocol core: bytes in, events out; commands formatted, never sent (like h11).
 
 Ground truth: the Asterisk 22.10.1 transcripts in
-``shared/reference/asterisk22-agi`` (README.txt summary table).  What this
+``tests/agi/transcripts`` (README.txt summary table).  What this
 module relies on:
 
 * Every line Asterisk writes ends with a bare LF, never CRLF (README "Legend").

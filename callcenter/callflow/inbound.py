@@ -12,7 +12,7 @@ The call: ANSWER -> CDR/channel variables -> optional greeting/menu ->
 ``EXEC StartMusicOnHold``, DTMF collected by ``WAIT FOR DIGIT`` chunks) ->
 engine decisions: announce place and wait, Dial the offered agent, or the
 fallback.  Asterisk 22 behaviours honoured (transcripts in
-shared/reference/asterisk22-agi):
+tests/agi/transcripts):
 
 * ``result=-1`` is not proof of a hang-up: ``EXEC Dial`` without ``g``
   returns -1 when the *agent* hangs up first and the caller is still there

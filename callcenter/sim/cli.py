@@ -102,10 +102,13 @@ def _progress(label: str, start_s: float, end_s: float, enabled: bool):
 
 def _simulate(args: argparse.Namespace) -> int:
     from callcenter.config import ConfigError
+    from callcenter.extras import require
 
     from .report import print_report, summarize, write_plots, write_summary
     from .simulator import simulate, without_overflow
 
+    needed = ([] if args.no_plots else ["matplotlib"]) + ([] if args.no_progress else ["tqdm"])
+    require(*needed, extra="sim", what="callcenter simulate")
     try:
         config, scenario, _ = _load(args.config, args.scenario)
     except ConfigError as exc:

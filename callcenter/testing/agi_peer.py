@@ -1,7 +1,7 @@
 """Asterisk 22's side of AGI and FastAGI, for tests and benchmarks (like treq.testing).
 
 Asterisk cannot be installed here, so this plays it exactly as the recorded
-transcripts show (shared/reference/asterisk22-agi, README summary table):
+transcripts show (tests/agi/transcripts, README summary table):
 
 * the ``agi_*`` environment block in Asterisk's order, FastAGI with
   ``agi_network``/``agi_network_script`` first (08a);
@@ -126,9 +126,10 @@ class FakeChannel:
 
     def __init__(self, clock, *, agents: dict | None = None, speed: float = 0.05, agisighup: bool = True,
                  exit_on_hangup: bool = False, variables: dict | None = None, file_seconds: dict | None = None,
-                 answered_hook=None):
+                 answered_hook=None, default_agent: Agent | None = None):
         self.clock = clock
         self.agents = agents or {}
+        self.default_agent = default_agent  # an endpoint not in ``agents``; None: CHANUNAVAIL (like 2999)
         self.speed = speed
         self.agisighup = agisighup
         self.exit_on_hangup = exit_on_hangup
@@ -414,7 +415,7 @@ class FakeChannel:
         if self.dead:
             self._reply("200 result=-1\n")
             return
-        agent = self.agents.get(endpoint)
+        agent = self.agents.get(endpoint, self.default_agent)
         if agent is None:
             self.vars["DIALSTATUS"] = "CHANUNAVAIL"
             self._dial_vars_empty(False)

@@ -8,6 +8,11 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
+# How long a test waits for a child process (an ACD, a server) to be ready.  A deadline catches a
+# hang, not slowness: on a CI machine shared by many jobs a cold `callcenter serve` has taken 27 s
+# to import and start (load average 21 on 2 cores), so the bound is generous on purpose.
+PROCESS_START_S = 120.0
+
 
 def wait_until(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.05) -> T:
     """Poll ``condition`` until it is truthy and return its value; fail naming ``what`` after ``timeout`` s."""

@@ -22,15 +22,13 @@ SCRIPTS = REPO / "agi_scripts"
 SECRET = "test-agi-secret"
 
 
+TRANSCRIPTS = Path(__file__).resolve().parent / "transcripts"
+
+
 def reference_dir() -> Path:
-    """shared/reference/asterisk22-agi, found by walking up from the repo (CI has shared/ beside the clone)."""
-    for base in [REPO, *REPO.parents]:
-        cand = base / "shared" / "reference" / "asterisk22-agi"
-        if cand.is_dir():
-            return cand
-    raise AssertionError(
-        "cannot find shared/reference/asterisk22-agi in the repository or any parent directory; "
-        "the Asterisk 22 transcripts are needed for these tests (CI places shared/ beside the clone)")
+    """The Asterisk 22.10.1 AGI transcripts the tests replay, carried by the repository
+    (tests/agi/transcripts/PROVENANCE.md): a fresh clone needs nothing beside it."""
+    return TRANSCRIPTS
 
 
 def agi_config(**acd):
@@ -183,7 +181,7 @@ def agi_python() -> str:
 
 
 @defer.inlineCallbacks
-def until(predicate, timeout: float = 10.0, what: str = ""):
+def until(predicate, timeout: float = 30.0, what: str = ""):
     """Poll ``predicate`` on the real reactor until it holds, or fail after ``timeout``."""
     deadline = reactor.seconds() + timeout
     while not predicate():

@@ -81,7 +81,9 @@ class ClassicScriptTest(unittest.TestCase):
         ch, done, uid = classic_call(None, addresses=dead, answered_port=1)
         rec = yield done
         elapsed = reactor.seconds() - t0
-        self.assertLess(elapsed, 2.0)
+        # The script gives up after relay_client.START_BUDGET_S (1.2 s) of refused connects, far from
+        # the 20 s resume budget; the bound leaves room for interpreter start-up on a loaded machine.
+        self.assertLess(elapsed, 10.0)
         self.assertEqual(rec.exit_status, 1)
         self.assertEqual(rec.agistatus, "FAILURE")  # the dialplan fallback step runs
         self.assertTrue(rec.dialplan_continued)

@@ -209,7 +209,7 @@ class FastAgiCallTest(unittest.TestCase):
             c.write("garbage that is not a reply\n")
         ch.when("WAIT FOR DIGIT", garble, delay=0.0)
         yield done
-        yield until(lambda: uid in self.world.ended, timeout=5, what="outcome after the resume grace")
+        yield until(lambda: uid in self.world.ended, timeout=30, what="outcome after the resume grace")
         self.assertEqual(self.world.outcome(uid), "abandoned")
         self.assertGreaterEqual(self.world.sub.control.protocol_errors, 1)
 
@@ -265,6 +265,6 @@ class FastAgiCallTest(unittest.TestCase):
         ch, done, uid = fastagi_call(self.world)
         ch.when("WAIT FOR DIGIT", lambda c: c.write("2" * 20000), delay=0.0)
         yield done
-        yield until(lambda: uid in self.world.ended, timeout=5, what="outcome after the resume grace")
+        yield until(lambda: uid in self.world.ended, timeout=30, what="outcome after the resume grace")
         self.assertEqual(self.world.outcome(uid), "abandoned")
         self.assertGreaterEqual(self.world.sub.control.protocol_errors, 1)

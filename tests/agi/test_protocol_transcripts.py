@@ -1,5 +1,5 @@
 """The protocol core against the exchanges recorded on a real Asterisk 22.10.1
-(shared/reference/asterisk22-agi/raw/*.jsonl), whole and split byte by byte."""
+(tests/agi/transcripts/raw/*.jsonl), whole and split byte by byte."""
 
 from __future__ import annotations
 
@@ -20,6 +20,12 @@ from callcenter.agi.protocol import (
 from .harness import reference_dir
 
 RAW = sorted((reference_dir() / "raw").glob("*.jsonl"))
+
+
+def test_the_repository_carries_every_recorded_transcript():
+    """An empty glob would turn every replay test below into zero tests; the 20 recordings
+    listed in tests/agi/transcripts/PROVENANCE.md must be here."""
+    assert len(RAW) == 20, [p.name for p in RAW]
 
 
 def load(path):

@@ -25,6 +25,7 @@ import sqlalchemy
 import yaml
 
 from callcenter.api.auth import hash_token
+from callcenter.testing.polling import PROCESS_START_S, wait_until
 
 HARNESS = Path(__file__).with_name("acd_harness.py")
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -144,19 +145,18 @@ class RunningAcd:
     def audit(self, expect: int = 0) -> list[dict]:
         """Rows of the records ``audit_log`` table (written off-thread: wait for ``expect`` rows)."""
         engine = sqlalchemy.create_engine(self.database_url)
+
+        def read() -> list[dict]:
+            with engine.connect() as conn:
+                return [
+                    dict(r._mapping)
+                    for r in conn.execute(sqlalchemy.text("SELECT who, what, at, details FROM audit_log ORDER BY id"))
+                ]
+
         try:
-            deadline = time.monotonic() + 10
-            while True:
-                with engine.connect() as conn:
-                    rows = [
-                        dict(r._mapping)
-                        for r in conn.execute(
-                            sqlalchemy.text("SELECT who, what, at, details FROM audit_log ORDER BY id")
-                        )
-                    ]
-                if len(rows) >= expect or time.monotonic() > deadline:
-                    break
-                time.sleep(0.02)
+            found: list[list[dict]] = []
+            wait_until(lambda: found.append(read()) or len(found[-1]) >= expect, 30, f"{expect} audit_log rows")
+            rows = found[-1]
         finally:
             engine.dispose()
         for r in rows:
@@ -177,7 +177,7 @@ def start_acd(directory: Path, config: dict) -> RunningAcd:
         proc = subprocess.Popen(
             [sys.executable, str(HARNESS), str(config_path)], stdout=subprocess.PIPE, stderr=log, env=env, cwd=directory
         )
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + PROCESS_START_S
     line = b""
     while time.monotonic() < deadline and proc.poll() is None:
         ready, _, _ = select.select([proc.stdout], [], [], 0.2)

@@ -6,24 +6,20 @@ shortens the key's TTL to 1 ms (PEXPIRE) and polls until Redis dropped it.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from twisted.internet import task
 
 from callcenter.state.lease import ACTIVE, FENCED, STANDBY, LeaseKeeper, StateKeys
 from callcenter.state.runner import InlineRunner
 from callcenter.state.store import FencedWrite, RedisJournal
+from callcenter.testing.polling import wait_until
 
 KEYS = StateKeys()
 
 
 def expire_lease_now(client) -> None:
     client.pexpire(KEYS.lease, 1)
-    deadline = time.monotonic() + 2
-    while client.exists(KEYS.lease):
-        assert time.monotonic() < deadline, "Redis did not expire the lease"
-        time.sleep(0.005)
+    wait_until(lambda: not client.exists(KEYS.lease), 10, "Redis to expire the lease", interval=0.005)
 
 
 class Node:

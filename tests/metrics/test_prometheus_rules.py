@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import re
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -66,3 +69,92 @@ def test_recording_rule_names_follow_level_metric_operation():
     for rule in rules_of("record"):
         level, metric, operation = rule["record"].split(":")
         assert level and operation and metric.startswith("callcenter_"), rule["record"]
+
+
+# promtool (2.42, Debian's) compares expected samples with exact float equality, and PromQL
+# adds the members of a `sum by` group in no fixed order (rangeEval collects series in a Go
+# map).  A sum of two or more inexact floats then differs in the last bit from run to run
+# (this made dashboards_test.yml fail 4 times in 30).  The cure is inputs whose per-series
+# rate()/increase() is a dyadic rational (k / 2^n): those add exactly in any order.  Under
+# 2.42 a range selector includes its left end, so a window that is a whole number of sample
+# intervals, ending on a sample, sees exactly window/interval increments: increase() is then
+# (increment x count) and rate() is increment / interval, with no extrapolation factor.
+_SUMMED = re.compile(r"\b(?:sum|avg)\s*(?:by\s*\(([^)]*)\))?\s*\(\s*(rate|increase)\(\s*([a-zA-Z_:][\w:]*)"
+                     r"(?:\{[^}]*\})?\[(\d+)([smhd])\]")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _dyadic(x: Fraction) -> bool:
+    d = x.denominator
+    return d & (d - 1) == 0
+
+
+def _duration_s(text: str) -> int:
+    return int(text[:-1]) * _UNIT_S[text[-1]]
+
+
+def _expand(values: str) -> list[Fraction | None]:
+    """promtool's expanding notation: `a+bxN`, `a-bxN`, `axN`, plain numbers, `_` (missing),
+    `_xN`, `stale`."""
+    out: list[Fraction | None] = []
+    for tok in values.split():
+        if tok in ("_", "stale"):
+            out.append(None)
+            continue
+        if re.fullmatch(r"_x\d+", tok):
+            out.extend([None] * int(tok[2:]))
+            continue
+        m = re.fullmatch(r"(-?[\d.]+)(?:([+-])([\d.]+))?x(\d+)", tok)
+        if m is None:
+            out.append(Fraction(tok))
+            continue
+        start, sign, step, n = Fraction(m[1]), m[2], Fraction(m[3] or 0), int(m[4])
+        step = -step if sign == "-" else step
+        out.extend(start + step * i for i in range(n + 1))
+    return out
+
+
+def _summed_terms(exprs: list[str]) -> list[tuple[frozenset[str], str, str, int]]:
+    """(by-labels, rate|increase, metric, window s) of every sum over rate/increase in exprs."""
+    out = []
+    for expr in exprs:
+        for by, fn, metric, n, unit in _SUMMED.findall(expr):
+            labels = frozenset(x.strip() for x in by.split(",") if x.strip()) if by else frozenset()
+            out.append((labels, fn, metric, int(n) * _UNIT_S[unit]))
+    return out
+
+
+def test_summed_rates_in_unit_tests_are_exact_in_binary():
+    """Every sum over rate()/increase() in the rules and dashboard queries meets input series
+    whose per-series results are dyadic, so the sum does not depend on the order of its terms."""
+    rule_terms = _summed_terms([r["expr"] for r in rules_of("record") + rules_of("alert")])
+    assert any(m == "callcenter_agent_state_seconds_total" for _, _, m, _ in rule_terms), "pattern found nothing"
+    checked = 0
+    for f in ALERT_TESTS + DASHBOARD_TESTS:
+        for test in yaml.safe_load(f.read_text(encoding="utf-8"))["tests"]:
+            terms = rule_terms + _summed_terms([c["expr"] for c in test.get("promql_expr_test", [])])
+            interval = _duration_s(test.get("interval", "1m"))
+            evals = [c["eval_time"] for c in test.get("promql_expr_test", []) + test.get("alert_rule_test", [])]
+            series = []
+            for s in test["input_series"]:
+                name, _, rest = s["series"].partition("{")
+                labels = dict(re.findall(r'(\w+)="([^"]*)"', rest))
+                series.append((name.strip(), labels, _expand(s["values"])))
+            for by, fn, metric, window in terms:
+                groups: dict[tuple, list] = {}
+                for name, labels, values in series:
+                    if name == metric:
+                        groups.setdefault(tuple(labels.get(k) for k in sorted(by)), []).append(values)
+                for members in groups.values():
+                    if len(members) < 2:
+                        continue  # one term: no order to depend on
+                    where = f"{f.name} / {test.get('name')}: {fn}({metric}[{window}s]) summed by {sorted(by)}"
+                    assert window % interval == 0, f"{where}: window not a whole number of intervals"
+                    for e in evals:
+                        assert _duration_s(e) % interval == 0, f"{where}: eval_time {e} not on a sample"
+                    for values in members:
+                        steps = {b - a for a, b in itertools.pairwise(values) if a is not None and b is not None}
+                        per = {st / interval if fn == "rate" else st for st in steps}
+                        assert all(_dyadic(x) for x in per), f"{where}: per-series {fn} {sorted(per)} not dyadic"
+                        checked += 1
+    assert checked > 0

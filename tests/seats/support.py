@@ -157,7 +157,7 @@ class SeatWorld:
         if self.kb is not None:
             self.kb.close()
         # let the last TLS connections finish closing
-        yield until(lambda: not self.server.protocols, timeout=5)
+        yield until(lambda: not self.server.protocols, timeout=30)
         # autobahn batches its timers (txaio); a bucket's DelayedCall outlives the
         # timers cancelled in it, which trial would report as a dirty reactor
         factories = [self.server.ws_factory] + [c._factory for c in self.clients if c._factory] + self.raw_factories  # noqa: SLF001
@@ -192,7 +192,7 @@ class RawSeat(WebSocketClientProtocol):
 
 
 @defer.inlineCallbacks
-def until(predicate, timeout: float = 5.0, what: str = ""):
+def until(predicate, timeout: float = 30.0, what: str = ""):
     """Poll ``predicate`` on the real reactor until it holds, or fail after ``timeout``."""
     deadline = reactor.seconds() + timeout
     while not predicate():

@@ -27,7 +27,7 @@ async def main(tmp: Path) -> dict:
     client = SeatClient(world.url, "a1", "pw-a1", reactor=reactor, cafile=world.cafile, initial_delay=0.05)
     app = SeatApp(client, start=client.start, stop=client.stop)
 
-    async def until(pred, what, timeout=10.0):
+    async def until(pred, what, timeout=30.0):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while not pred():
