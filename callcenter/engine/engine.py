@@ -874,7 +874,13 @@ class Engine:
     def _end_all(self, outcome: str, reason: str) -> None:
         rank = {WAITING: 0, RINGING: 1, TALKING: 2}
         for c in sorted(self._calls.values(), key=lambda c: (rank.get(c.state, 3), c.seq)):
-            if c.id in self._calls:
+            if c.id not in self._calls:
+                continue
+            if c.state == TALKING and c.agent in self._agents:
+                # the caller was connected, and the conversation goes on in the switch: it counts as
+                # answered (接通), the stop is its reason, its talk time ends here
+                self._end_talking(c, OUTCOME_CALLED_BACK if c.callback else OUTCOME_ANSWERED, reason or outcome)
+            else:
                 self._end(c, outcome, reason)
 
     def _end(self, c: _Call, outcome: str, reason: str) -> None:

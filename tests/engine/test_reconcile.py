@@ -111,7 +111,11 @@ def test_end_all_calls_at_shutdown_offers_nothing(h):
     busy_world(h)
     h.events.clear()
     h.engine.end_all_calls("acd-shutdown", "clean stop")
-    assert ended(h) == {c: "acd-shutdown" for c in ("c1", "c2", "c3", "c4")}
+    # c1 was talking: its caller was connected (接通) and talks on in the switch, so it counts as
+    # answered, with the stop as its reason; the others end acd-shutdown
+    assert ended(h) == {"c1": "answered", **{c: "acd-shutdown" for c in ("c2", "c3", "c4")}}
+    (c1_end,) = [e for e in h.of("CallEnded") if e.call_id == "c1"]
+    assert c1_end.reason == "clean stop" and c1_end.agent_id == "a1"
     assert h.of("CallOffered") == []
     assert h.engine.calls() == []
 

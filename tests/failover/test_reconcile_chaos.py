@@ -60,6 +60,20 @@ def _cdrs(db_path) -> dict[str, tuple[str, float]]:
     return {r[0]: (r[1], datetime.fromisoformat(str(r[2])).replace(tzinfo=UTC).timestamp()) for r in rows}
 
 
+def _rang_at_stop(db_path) -> set[str]:
+    """Calls ended ``acd-shutdown`` while an agent's phone rang (their last offer was cancelled by
+    the stop): Dial goes on in the switch and may still connect, which the stopping ACD cannot know."""
+    con = sqlite3.connect(db_path)
+    try:
+        rows = con.execute(
+            "SELECT c.call_id FROM cdr c JOIN cdr_offers o ON o.call_id = c.call_id "
+            "WHERE c.outcome = 'acd-shutdown' AND o.result = 'cancelled' "
+            "AND o.seq = (SELECT MAX(seq) FROM cdr_offers WHERE call_id = c.call_id)").fetchall()
+    finally:
+        con.close()
+    return {r[0] for r in rows}
+
+
 def _settled(acd) -> bool:
     code, status = acd.api("status")
     if code != 200:
@@ -131,8 +145,10 @@ def _run(tmp_path, signal_name: str, seed: int, record_property) -> dict:
         assert set(missing_line) <= excusable, missing_line
         assert set(cdrs) <= set(details) | {u + ":cb" for u in details}, "a CDR for a call nobody made"
         # what the callers heard is what the records say
+        rang_at_stop = _rang_at_stop(cluster.directory / "records.db")
         answered_wrong = sorted(u for u, (res, *_rest) in details.items()
-                                if res == "answered" and u in cdrs and cdrs[u][0] != "answered")
+                                if res == "answered" and u in cdrs and cdrs[u][0] != "answered"
+                                and u not in rang_at_stop)
         outcomes: dict[str, int] = {}
         for u in details:
             if u in cdrs:
@@ -144,6 +160,7 @@ def _run(tmp_path, signal_name: str, seed: int, record_property) -> dict:
             "in_flight_at_kill": len(in_flight - never_reached),
             "in_flight_without_cdr": len(set(missing_cdr) - never_reached),
             "answered_callers_with_other_cdr": len(answered_wrong),
+            "ringing_at_clean_stop": len(rang_at_stop & set(details)),
             "back_healthy_s": round(back_healthy_s, 3),
             # the restored calls nothing confirmed: the last of their ends, counted from the stop
             "last_reconciled_end_after_stop_s": max(
