@@ -8,9 +8,11 @@ agents' wrap-up notes (``wrapups``) and the orders' summaries and the callers' o
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, time, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, and_, or_, select
@@ -18,7 +20,7 @@ from sqlalchemy import Engine, and_, or_, select
 from callcenter.masking import mask_text
 from callcenter.records import models as m
 
-from .hot import hot_terms
+from .hot import TermCounts, count_terms, hot_terms
 
 __all__ = ["period", "build_report", "SCHEMA"]
 
@@ -163,18 +165,46 @@ def _texts(engine: Engine, start: datetime, end: datetime, district: str | None)
     return out
 
 
+def _baseline_counts(engine: Engine, start: datetime, end: datetime, district: str | None, segment,
+                     cache_dir: Path | None, now: datetime) -> TermCounts:
+    """The term counts of one past span, from the cache when it has them (a span that has ended does
+    not change: its texts are segmented once, not again by every later report)."""
+    key = f"{start:%Y%m%dT%H%M}-{end:%Y%m%dT%H%M}-{district or 'all'}.json"
+    path = cache_dir / key if cache_dir is not None else None
+    if path is not None and path.exists():
+        try:
+            return TermCounts.from_json(json.loads(path.read_text(encoding="utf-8")))
+        except (ValueError, KeyError, OSError):
+            pass  # a damaged entry: count again
+    counts = count_terms(_texts(engine, start, end, district), segment)
+    if path is not None and end <= now:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(counts.to_json(), ensure_ascii=False), encoding="utf-8")
+            tmp.replace(path)
+        except OSError:
+            pass  # no cache: slower next time, not wrong
+    return counts
+
+
 def build_report(engine: Engine, kind: str, start: datetime, end: datetime, *,
                  segment: Callable[[str], Iterable[str]], zone: str = "Asia/Shanghai", district: str | None = None,
-                 baseline_days: int = BASELINE_DAYS, min_count: int = 5) -> dict:
-    """The report document (schema ``callcenter.report/1``); docs/reports.md lists its fields."""
+                 baseline_days: int = BASELINE_DAYS, min_count: int = 5, cache_dir: Path | None = None,
+                 now: datetime | None = None) -> dict:
+    """The report document (schema ``callcenter.report/1``); docs/reports.md lists its fields.
+
+    ``cache_dir`` keeps the term counts of the baseline spans (``now``, naive UTC, says which
+    spans are over and may be kept; default: the end of the report's own period)."""
     tz = ZoneInfo(zone)
     span = end - start
+    now = now or end
     today = _texts(engine, start, end, district)
     # the same span on each of the trailing days (an hourly report compares with that hour before)
-    baseline: list[tuple[str, str]] = []
+    baseline = TermCounts()
     for k in range(1, baseline_days + 1):
         shift = timedelta(days=k)
-        baseline += _texts(engine, start - shift, start - shift + span, district)
+        baseline.add(_baseline_counts(engine, start - shift, start - shift + span, district, segment, cache_dir, now))
     hot = hot_terms(today, baseline, segment, min_count=min_count, mask=mask_text)
     local = start.replace(tzinfo=ZoneInfo("UTC")).astimezone(tz)
     return {
@@ -184,6 +214,6 @@ def build_report(engine: Engine, kind: str, start: datetime, end: datetime, *,
         "orders": _orders(engine, start, end, district),
         "hot_topics": {"overall": [h.to_dict() for h in hot["overall"]],
                        "districts": {d: [h.to_dict() for h in hs] for d, hs in hot["districts"].items()},
-                       "texts": len(today), "baseline_texts": len(baseline), "baseline_days": baseline_days,
+                       "texts": len(today), "baseline_texts": baseline.texts, "baseline_days": baseline_days,
                        "terms_tested": hot["tested"], "threshold_p": hot["threshold_p"], "min_count": min_count},
     }

@@ -93,7 +93,8 @@ def _report(args: argparse.Namespace) -> int:
     engine = make_engine(normalize_url(url))
     try:
         doc = build_report(engine, args.kind, start, end, segment=segment, zone=args.zone, district=args.district,
-                           min_count=args.min_count)
+                           min_count=args.min_count, cache_dir=out / ".term-counts",
+                           now=datetime.now(ZoneInfo("UTC")).replace(tzinfo=None))
     finally:
         engine.dispose()
     stem = f"{args.kind}-{day.isoformat()}" + (f"-{args.hour:02d}" if args.kind == "hourly" else "") + (
@@ -135,8 +136,10 @@ def prune(out: Path, keep_days: int) -> int:
 
     horizon = _time.time() - keep_days * 86400
     removed = 0
-    for p in out.glob("*"):
-        if p.is_file() and p.name.startswith(("daily-", "hourly-")) and p.stat().st_mtime < horizon:
+    old = [p for p in out.glob("*") if p.is_file() and p.name.startswith(("daily-", "hourly-"))]
+    old += list((out / ".term-counts").glob("*.json"))  # the baseline cache ages out with the reports
+    for p in old:
+        if p.stat().st_mtime < horizon:
             p.unlink()
-            removed += 1
+            removed += p.parent == out
     return removed

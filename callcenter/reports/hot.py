@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["HotTerm", "poisson_sf", "hot_terms", "STOPWORDS", "terms_of"]
+__all__ = ["HotTerm", "TermCounts", "count_terms", "poisson_sf", "hot_terms", "STOPWORDS", "terms_of"]
 
 # Words every request has; they say nothing about what changed.
 STOPWORDS = frozenset(
@@ -86,22 +86,61 @@ def terms_of(text: str, segment: Callable[[str], Iterable[str]]) -> set[str]:
     return out
 
 
-def hot_terms(today: Sequence[tuple[str, str]], baseline: Sequence[tuple[str, str]],
+@dataclass
+class TermCounts:
+    """How many texts there were and how many contained each term, overall and per district: all the
+    baseline needs, so a past day is segmented once and its counts kept (build.py caches them)."""
+
+    texts: int = 0
+    terms: Counter = field(default_factory=Counter)
+    districts: dict[str, tuple[int, Counter]] = field(default_factory=dict)
+
+    def add(self, other: TermCounts) -> TermCounts:
+        self.texts += other.texts
+        self.terms.update(other.terms)
+        for d, (n, c) in other.districts.items():
+            m, mine = self.districts.get(d, (0, Counter()))
+            mine.update(c)
+            self.districts[d] = (m + n, mine)
+        return self
+
+    def to_json(self) -> dict:
+        return {"texts": self.texts, "terms": dict(self.terms),
+                "districts": {d: {"texts": n, "terms": dict(c)} for d, (n, c) in self.districts.items()}}
+
+    @classmethod
+    def from_json(cls, data: dict) -> TermCounts:
+        return cls(int(data["texts"]), Counter(data["terms"]),
+                   {d: (int(v["texts"]), Counter(v["terms"])) for d, v in data["districts"].items()})
+
+
+def count_terms(texts: Iterable[tuple[str, str]], segment: Callable[[str], Iterable[str]]) -> TermCounts:
+    out = TermCounts()
+    for d, t in texts:
+        ws = terms_of(t, segment)
+        out.texts += 1
+        out.terms.update(ws)
+        if d:
+            n, c = out.districts.get(d, (0, Counter()))
+            c.update(ws)
+            out.districts[d] = (n + 1, c)
+    return out
+
+
+def hot_terms(today: Sequence[tuple[str, str]], baseline: TermCounts,
               segment: Callable[[str], Iterable[str]], *, min_count: int = 5, alpha: float = 0.01,
               examples: int = 3, mask: Callable[[str], str] = lambda s: s, by_district: bool = True,
               limit: int = 30) -> dict:
-    """Hot terms of ``today`` against ``baseline``; each text is ``(district, text)``.
+    """Hot terms of ``today`` (texts as ``(district, text)``) against the ``baseline`` counts.
 
     Returns ``{"overall": [HotTerm...], "districts": {district: [HotTerm...]}, "tested": n,
     "threshold_p": p}``, most significant first.
     """
     today_terms = [(d, t, terms_of(t, segment)) for d, t in today]
-    base_terms = [(d, terms_of(t, segment)) for d, t in baseline]
 
-    def test(rows_today, rows_base, district):
+    def test(rows_today, n_base, base, district):
         cnt = Counter(w for _, _, ws in rows_today for w in ws)
-        base = Counter(w for _, ws in rows_base for w in ws)
-        n_today, n_base = len(rows_today), len(rows_base)
+        n_today = len(rows_today)
         candidates = [w for w, c in cnt.items() if c >= min_count]
         found = []
         tested = len(cnt)
@@ -116,11 +155,12 @@ def hot_terms(today: Sequence[tuple[str, str]], baseline: Sequence[tuple[str, st
         found.sort(key=lambda h: (-h.score, -h.count, h.term))
         return found[:limit], tested, threshold
 
-    overall, tested, threshold = test(today_terms, base_terms, None)
+    overall, tested, threshold = test(today_terms, baseline.texts, baseline.terms, None)
     districts: dict[str, list[HotTerm]] = {}
     if by_district:
         for d in sorted({d for d, _, _ in today_terms if d}):
-            hot, _, _ = test([r for r in today_terms if r[0] == d], [r for r in base_terms if r[0] == d], d)
+            n_base, base = baseline.districts.get(d, (0, Counter()))
+            hot, _, _ = test([r for r in today_terms if r[0] == d], n_base, base, d)
             if hot:
                 districts[d] = hot
     return {"overall": overall, "districts": districts, "tested": tested, "threshold_p": threshold}

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from callcenter.reports.hot import hot_terms, poisson_sf
+from callcenter.reports.hot import count_terms, hot_terms, poisson_sf
 
 WORDS = ["核酸检测", "健康码", "物资配送", "小区封控", "发热门诊", "隔离酒店", "退费", "物业", "噪音", "停水",
          "公积金", "社保", "医保报销", "出行证明", "快递", "外卖", "药品", "学校", "网课", "房租", "工资拖欠",
@@ -45,7 +45,7 @@ def test_poisson_tail_is_right_far_out():
 def test_no_alarm_on_an_ordinary_day(seed):
     rng = random.Random(seed)
     baseline = [t for _ in range(14) for t in day(rng, 800)]
-    result = hot_terms(day(rng, 1200), baseline, segment)  # more calls than usual, same mix
+    result = hot_terms(day(rng, 1200), count_terms(baseline, segment), segment)  # more calls than usual, same mix
     assert result["overall"] == [] and result["districts"] == {}
 
 
@@ -55,7 +55,7 @@ def test_planted_bursts_are_found_new_and_rising_and_by_district(seed):
     baseline = [t for _ in range(14) for t in day(rng, 800)]
     today = day(rng, 800, extra={"核酸点关闭": 0.02, "退费": 0.06},
                 district_extra=("未央区", "停电", 0.08))
-    result = hot_terms(today, baseline, segment)
+    result = hot_terms(today, count_terms(baseline, segment), segment)
     found = {h.term: h for h in result["overall"]}
     assert found["核酸点关闭"].new and found["核酸点关闭"].count >= 5
     assert "退费" in found and not found["退费"].new and found["退费"].count > 1.5 * found["退费"].expected
@@ -66,6 +66,6 @@ def test_planted_bursts_are_found_new_and_rising_and_by_district(seed):
 
 def test_examples_are_masked_and_short():
     today = [("雁塔区", f"停电 停电了 电话13912345678 第{i}次") for i in range(10)]
-    result = hot_terms(today, [("雁塔区", "物业")] * 50, segment, mask=lambda s: s.replace("13912345678", "139****5678"))
+    result = hot_terms(today, count_terms([("雁塔区", "物业")] * 50, segment), segment, mask=lambda s: s.replace("13912345678", "139****5678"))
     (h,) = [h for h in result["overall"] if h.term == "停电"]
     assert all("13912345678" not in e and len(e) <= 120 for e in h.examples)

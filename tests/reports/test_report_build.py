@@ -24,6 +24,37 @@ def segment(text: str):
 
 
 @pytest.fixture(scope="module")
+def database(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cache-db")
+    url = f"sqlite:///{path / 'r.db'}"
+    migrate(url)
+    engine = make_engine(url)
+    rng = random.Random(11)
+    for k in range(14, -1, -1):
+        fill_day(engine, datetime.combine(DAY - timedelta(days=k), datetime.min.time()), calls=200, orders=80,
+                 rng=rng, burst=("方舱医院床位不足", 0.05) if k == 0 else None)
+    yield engine
+    engine.dispose()
+
+
+def test_the_baseline_is_segmented_once_and_then_read_from_the_cache(database, tmp_path):
+    seen = []
+
+    def counting(text):
+        seen.append(text)
+        return segment(text)
+
+    start, end = period("daily", DAY)
+    first = build_report(database, "daily", start, end, segment=counting, cache_dir=tmp_path)
+    cold = len(seen)
+    assert len(list(tmp_path.glob("*.json"))) == 14  # one entry per baseline day
+    seen.clear()
+    second = build_report(database, "daily", start, end, segment=counting, cache_dir=tmp_path)
+    assert len(seen) == first["hot_topics"]["texts"] < cold  # only today's texts again
+    assert second["hot_topics"] == first["hot_topics"]
+
+
+@pytest.fixture(scope="module")
 def report(tmp_path_factory):
     path = tmp_path_factory.mktemp("report")
     url = f"sqlite:///{path / 'r.db'}"
