@@ -267,6 +267,9 @@ class CallControl:
         self.rng = rng or random.Random()
         self.sessions: dict[str, AgiSession] = {}
         self.orphans: dict[str, tuple] = {}  # call id -> (flow, delayed call)
+        # callbacks offered while their caller was still on the line (between pressing 2 and the
+        # goodbye): placed when that session ends
+        self.pending_callbacks: dict[str, CallOffered] = {}
         self.stopping = False
         self.protocol_errors = 0
         self.auth_failures = 0
@@ -398,7 +401,9 @@ class CallControl:
         if _ID.match(call_id or "") and call_id not in self.sessions:
             self._take_over(call_id)
             info = self.engine.call_info(call_id)
-            if info is not None and not (info.get("callback") and info.get("state") == "waiting"):
+            # a caller who chose a callback hangs up on purpose: the call lives on as the callback
+            # (waiting, or already being placed: its own leg reports through callback-done)
+            if info is not None and not info.get("callback"):
                 self._report_engine("caller_hung_up", {"call_id": call_id}, None)
         session.close()
 
@@ -419,6 +424,11 @@ class CallControl:
         flow, call_id = session.flow, session.call_id
         if call_id is not None and self.sessions.get(call_id) is session:
             del self.sessions[call_id]
+        pending = self.pending_callbacks.pop(call_id, None) if call_id is not None else None
+        if pending is not None:
+            info = self.engine.call_info(call_id)
+            if info is not None and info.get("agent_id") == pending.agent_id and info.get("state") == "offered":
+                self._originate_callback(pending)
         if flow is None or flow.finished:
             return
         if self.stopping:
@@ -463,8 +473,11 @@ class CallControl:
             s.run(s.flow.engine_event(ev))
         elif call_id in self.orphans and isinstance(ev, CallEnded):
             self._take_over(call_id)
-        if isinstance(ev, CallOffered) and ev.callback and s is None:
-            self._originate_callback(ev)
+        if isinstance(ev, CallOffered) and ev.callback:
+            if s is None:
+                self._originate_callback(ev)
+            elif s.flow is not None and getattr(s.flow, "callback_chosen", False):
+                self.pending_callbacks[call_id] = ev
 
     def _originate_callback(self, ev: CallOffered) -> None:
         if self.originator is None:

@@ -515,7 +515,7 @@ class World:
                                      env={"CALLCENTER_AGI_SECRET": cfg["acd"]["agi_secret"]})
             self.asterisk.musiconhold = project_moh(self.asterisk.moh_dir)
             self.asterisk.start()
-            if "callfile_dir" not in cfg["acd"]:
+            if not cfg["acd"].get("callfile_dir"):  # the shipped config says null
                 cfg["acd"]["callfile_dir"] = str(self.asterisk.outgoing)
             prepare_accounts(self.acd.db_url, agents)
             self.acd.start()
