@@ -24,37 +24,6 @@ def segment(text: str):
 
 
 @pytest.fixture(scope="module")
-def database(tmp_path_factory):
-    path = tmp_path_factory.mktemp("cache-db")
-    url = f"sqlite:///{path / 'r.db'}"
-    migrate(url)
-    engine = make_engine(url)
-    rng = random.Random(11)
-    for k in range(14, -1, -1):
-        fill_day(engine, datetime.combine(DAY - timedelta(days=k), datetime.min.time()), calls=200, orders=80,
-                 rng=rng, burst=("方舱医院床位不足", 0.05) if k == 0 else None)
-    yield engine
-    engine.dispose()
-
-
-def test_the_baseline_is_segmented_once_and_then_read_from_the_cache(database, tmp_path):
-    seen = []
-
-    def counting(text):
-        seen.append(text)
-        return segment(text)
-
-    start, end = period("daily", DAY)
-    first = build_report(database, "daily", start, end, segment=counting, cache_dir=tmp_path)
-    cold = len(seen)
-    assert len(list(tmp_path.glob("*.json"))) == 14  # one entry per baseline day
-    seen.clear()
-    second = build_report(database, "daily", start, end, segment=counting, cache_dir=tmp_path)
-    assert len(seen) == first["hot_topics"]["texts"] < cold  # only today's texts again
-    assert second["hot_topics"] == first["hot_topics"]
-
-
-@pytest.fixture(scope="module")
 def report(tmp_path_factory):
     path = tmp_path_factory.mktemp("report")
     url = f"sqlite:///{path / 'r.db'}"
@@ -69,11 +38,11 @@ def report(tmp_path_factory):
     start, end = period("daily", DAY)
     doc = build_report(engine, "daily", start, end, segment=segment)
     engine.dispose()
-    return doc, path
+    return doc, path, url
 
 
 def test_the_figures_add_up(report):
-    doc, _ = report
+    doc = report[0]
     calls = doc["calls"]
     assert calls["offered"] == 900
     assert calls["offered"] == sum(h["offered"] for h in calls["by_hour"])
@@ -84,7 +53,7 @@ def test_the_figures_add_up(report):
 
 
 def test_the_planted_hot_topics_and_nothing_else(report):
-    doc, _ = report
+    doc = report[0]
     overall = {h["term"]: h for h in doc["hot_topics"]["overall"]}
     assert overall["方舱医院床位不足"]["new"]
     assert "地铁站封闭" in {h["term"] for h in doc["hot_topics"]["districts"]["未央区"]}
@@ -96,7 +65,7 @@ def test_the_planted_hot_topics_and_nothing_else(report):
 def test_html_and_pdf_are_written_and_the_pdf_pages_look_right(report):
     from PIL import Image
 
-    doc, path = report
+    doc, path = report[0], report[1]
     paths = write_report(doc, path / "out", "daily-2026-12-01")
     page = paths["html"].read_text(encoding="utf-8")
     assert "12345热线日报" in page and "data:image/png;base64," in page and "方舱医院床位不足" in page
@@ -112,3 +81,22 @@ def test_html_and_pdf_are_written_and_the_pdf_pages_look_right(report):
         img = Image.open(p).convert("L")
         dark = sum(img.histogram()[:128]) / (img.width * img.height)
         assert 0.002 < dark < 0.5, f"{p.name}: {dark:.4f} of the page is ink"
+
+
+def test_the_baseline_is_segmented_once_and_then_read_from_the_cache(report, tmp_path):
+    seen = []
+
+    def counting(text):
+        seen.append(text)
+        return segment(text)
+
+    engine = make_engine(report[2])
+    start, end = period("daily", DAY)
+    first = build_report(engine, "daily", start, end, segment=counting, cache_dir=tmp_path)
+    cold = len(seen)
+    assert len(list(tmp_path.glob("*.json"))) == 14  # one entry per baseline day
+    seen.clear()
+    second = build_report(engine, "daily", start, end, segment=counting, cache_dir=tmp_path)
+    assert len(seen) == first["hot_topics"]["texts"] < cold  # only today's texts again
+    assert second["hot_topics"] == first["hot_topics"] == report[0]["hot_topics"]
+    engine.dispose()
