@@ -157,10 +157,13 @@ def _texts(engine: Engine, start: datetime, end: datetime, district: str | None)
         cond = [o.created_at >= start, o.created_at < end]
         if district:
             cond.append(o.district == district)
-        for d, summary, words in conn.execute(select(o.district, o.summary, o.request_text).where(and_(*cond))):
+        # in a fixed order: the examples of a hot topic are its first texts, on every database and run
+        for d, summary, words in conn.execute(select(o.district, o.summary, o.request_text).where(and_(*cond))
+                                              .order_by(o.created_at, o.id)):
             out.append((d or "", f"{summary} {words}".strip()))
         if not district:  # wrap-ups carry no district
-            for (notes,) in conn.execute(select(w.notes).where(w.at >= start, w.at < end, w.notes != "")):
+            for (notes,) in conn.execute(select(w.notes).where(w.at >= start, w.at < end, w.notes != "")
+                                         .order_by(w.at, w.id)):
                 out.append(("", notes))
     return out
 
