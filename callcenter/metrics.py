@@ -41,6 +41,7 @@ from prometheus_client.registry import Collector
 from twisted.logger import Logger
 
 from callcenter.engine import events as ev
+from callcenter.orders.states import OPEN_STATES
 
 log = Logger(namespace="callcenter.metrics")
 
@@ -186,8 +187,6 @@ class OrdersCollector(Collector):
                 GaugeMetricFamily(ORDERS_OVERDUE, "", labels=["urgency", "category", "unit"])]
 
     def _read(self) -> tuple[dict, dict]:
-        from callcenter.orders.states import OPEN_STATES
-
         now = self._clock.seconds()
         open_: dict[tuple[str, str], int] = {}
         overdue: dict[tuple[str, str, str], int] = {}
@@ -203,8 +202,6 @@ class OrdersCollector(Collector):
         open_, overdue = _on_reactor_thread(self._reactor, self._read)
         g_open = GaugeMetricFamily(ORDERS_OPEN, "Work orders not yet closed, by urgency and state.",
                                    labels=["urgency", "state"])
-        from callcenter.orders.states import OPEN_STATES
-
         for urgency in ("urgent", "ordinary"):
             for state in sorted(OPEN_STATES):
                 g_open.add_metric([urgency, state], open_.get((urgency, state), 0))
