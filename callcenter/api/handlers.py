@@ -46,7 +46,7 @@ __all__ = [
 
 _LINE_RE = re.compile(LINE_PATTERN)
 API_VERSION = "v1"
-MAX_BODY_BYTES = 16 * 1024
+MAX_BODY_BYTES = 64 * 1024  # above the largest valid request (a work order: ~40 KB JSON-escaped)
 MAX_WAITING = 1_000_000
 MAX_REASON_CHARS = 200
 # A lender's clock may run a little ahead of ours; more than this is a bad report.

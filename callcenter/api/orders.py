@@ -8,6 +8,7 @@ orders it owns under ``/v1/units/{unit}/orders``.  Every change is audited.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 from urllib.parse import unquote
 
@@ -35,6 +36,7 @@ __all__ = ["ORDER_ROUTES", "order_error", "ORDER_ERRORS"]
 MAX_TEXT = 2000
 MAX_SHORT = 200
 MAX_LIST = 500  # orders listed in one answer
+_CALL_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # Asterisk unique ids and the ACD's own
 
 
 def order_view(o: Order) -> dict[str, Any]:
@@ -102,11 +104,9 @@ def post_order(ctx: ApiContext, req: ApiRequest, params: dict[str, str]) -> ApiR
     only_keys(data, {"category", "district", "street", "address", "summary", "request_text", "urgency",
                      "reply_wanted", "calls", "resolved_on_spot", "kb_article"})
     calls = data.get("calls", [])
-    if not isinstance(calls, list) or len(calls) > 50 or not all(isinstance(c, str) and 0 < len(c) <= 128
+    if not isinstance(calls, list) or len(calls) > 20 or not all(isinstance(c, str) and _CALL_ID.match(c)
                                                                    for c in calls):
-        raise BadRequest("'calls' must be a list of at most 50 call ids", field="calls")
-    for c in calls:
-        _no_controls(c, "calls")
+        raise BadRequest("'calls' must be a list of at most 20 call ids (letters, digits, . _ : -)", field="calls")
     urgency = _text(data, "urgency", 16, required=False, default="ordinary")
     if urgency not in ("urgent", "ordinary"):
         raise BadRequest("'urgency' must be 'urgent' or 'ordinary'", field="urgency")

@@ -85,7 +85,7 @@ def test_hostile_requests_get_clear_errors(acd):
     reply = acd.http("PATCH", "/api/v1/status", token=ADMIN, body={})
     assert reply.status == 405 and reply.headers["Allow"] == "GET"
     reply = acd.http(
-        "POST", "/api/v1/lenders/lender-12333/home-load", token=ADMIN, raw=b'{"waiting": 1' + b" " * 20000 + b"}"
+        "POST", "/api/v1/lenders/lender-12333/home-load", token=ADMIN, raw=b'{"waiting": 1' + b" " * 70000 + b"}"
     )
     assert reply.status == 413
     reply = acd.http("POST", "/api/v1/lenders/lender-12333/home-load", token=ADMIN, raw=b"{not json")
